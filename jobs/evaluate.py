@@ -1,0 +1,92 @@
+"""Stage: evaluate retrievers on the held-out questions and write the report.
+
+Compares the configured retrievers (BM25, the base dense retriever) on the test split: top-k answer
+accuracy (DPR matching; success@k where the collection has no answer strings) and, from the qrels,
+recall@k, MRR@10 and nDCG@10 by ir-measures. Writes ``RUN/report/report.{json,md}`` and ``topk.png``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional, Sequence
+
+from components import encoders, metrics, report, storage
+from components.bm25 import BM25Retriever
+from components.config import Config
+from components.corpus import Collection, Qrels, Questions, load_collection
+from components.errors import DataError
+from components.index import FaissIndex
+from components.retrieval import DenseRetriever, Retriever, search_all
+from components.versions import versions
+from jobs.common import job_main
+from jobs.index import base_index_uri
+
+
+def dense_name(model: str) -> str:
+    """A retriever name that says what it is: ``base-minilm`` for the default encoder."""
+    short = model.rstrip("/").split("/")[-1].lower()
+    return "base-minilm" if short.startswith("all-minilm") else f"base-{short}"
+
+
+def make_retrievers(cfg: Config, collection: Collection) -> list[Retriever]:
+    out: list[Retriever] = []
+    for kind in cfg.eval.retrievers:
+        if kind == "bm25":
+            out.append(BM25Retriever(collection.corpus.ids, collection.corpus.passages(), cfg.bm25))
+        else:
+            index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
+            model = encoders.load_encoder(cfg.encoder)
+            out.append(DenseRetriever(dense_name(cfg.encoder.model), model, cfg.encoder, index))
+    return out
+
+
+def evaluate_retriever(
+    retriever: Retriever, passages: dict[str, str], questions: Questions, qrels: Qrels, cfg: Config
+) -> dict[str, Any]:
+    """Top-k accuracy and rank metrics of one retriever on one question set."""
+    hits = search_all(retriever, questions.texts, max(cfg.eval.ks), cfg.eval.batch_size)
+    matrix = metrics.hit_matrix(hits, questions.ids, questions.answers, qrels, passages.__getitem__)
+    result: dict[str, Any] = {"top_k_accuracy": metrics.top_k_accuracy(matrix, cfg.eval.ks)}
+    result.update(metrics.rank_metrics(hits, questions.ids, qrels, cfg.eval.ks))
+    return result
+
+
+def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
+    """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
+    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
+    split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
+    questions = split.questions.head(cfg.data.max_test_questions)
+    if len(questions) == 0:
+        raise DataError(f"{collection.path}: split {cfg.data.test_split!r} has no judged questions")
+    with_answers = questions.answers is not None
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    results = {
+        r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in make_retrievers(cfg, collection)
+    }
+    rep = {
+        "dataset": {
+            "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
+            "path": collection.path,
+            "split": split.name,
+            "questions": len(questions),
+            "documents": len(collection.corpus),
+            "corpus_hash": collection.corpus.content_hash(),
+        },
+        "accuracy_definition": "DPR answer match in top k" if with_answers else "success@k (a judged-relevant document in top k)",
+        "retrievers": results,
+        "validation": collection.validation.counts,
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+    }
+    path = report.write(storage.join(cfg.run_dir, "report"), rep)
+    print(report.markdown(rep))
+    print(f"report: {path}")
+    return path
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return job_main(__doc__, evaluate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ray Serve RAG application (query encoder + FAISS + generator); built in its own issue."""
