@@ -60,7 +60,7 @@ class BM25Config(_Section):
     k1: float = Field(1.5, gt=0)
     b: float = Field(0.75, ge=0, le=1)
     stopwords: Optional[str] = "en"
-    stemmer: Optional[str] = Field(None, description="A PyStemmer language such as 'english', or none.")
+    stemmer: Optional[str] = Field("english", description="A PyStemmer language (Snowball), or null for none.")
 
 
 class EvalConfig(_Section):

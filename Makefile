@@ -1,0 +1,24 @@
+# Two entry points for a fresh machine: `make run` (install + the main job on the embedded
+# defaults) and `make test` (install + the whole test suite). Both install into .venv once.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN_DIR ?= runs/demo
+
+.PHONY: install run test
+install: $(VENV)/.installed
+
+# torch first, pinned: pip then takes the CPU build this machine keeps on disk (on a GPU machine,
+# PyPI's CUDA build of the same version); unpinned, it would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+run: install
+	$(VENV)/bin/idistill run --run-dir $(RUN_DIR)
+
+test: install
+	$(PY) -m pytest

@@ -1,0 +1,54 @@
+"""Shared fixtures: real files, a real local Ray cluster, the real packaged MiniLM model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / name
+    if not (path / "corpus.jsonl").exists():
+        pytest.skip(f"shared dataset {name!r} not found at {path} (the ../shared folder beside the checkout)")
+    return path
+
+
+def write_beir(
+    root: Path,
+    docs: Iterable[dict[str, Any]],
+    queries: Iterable[dict[str, Any]],
+    qrels: dict[str, Iterable[tuple[str, str, int]]],
+) -> Path:
+    """Write a small BEIR-layout collection for a test."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs), encoding="utf-8")
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries), encoding="utf-8")
+    (root / "qrels").mkdir(exist_ok=True)
+    for split, rows in qrels.items():
+        body = "".join(f"{q}\t{d}\t{s}\n" for q, d, s in rows)
+        (root / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + body, encoding="utf-8")
+    return root
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One small local Ray cluster for every test that needs it (start-up is paid once)."""
+    import ray
+
+    ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The packaged all-MiniLM-L6-v2, loaded once."""
+    from components import encoders
+    from components.config import EncoderConfig
+
+    return encoders.load_encoder(EncoderConfig())

@@ -1,0 +1,97 @@
+"""End-to-end on real parts: a local Ray cluster, the packaged MiniLM, FAISS, real datasets.
+
+Marked ``slow``: Ray and the model start once per session (fixtures in conftest), and each test
+reuses them.
+"""
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components import encoders
+from components.config import EncoderConfig, IndexConfig, RayConfig, load_config
+from components.corpus import load_corpus
+from components.embedding import embed_texts
+from components.errors import ArtifactMismatchError
+from components.index import FaissIndex
+from components.retrieval import DenseRetriever
+from jobs import cli
+from jobs.index import build_index
+from jobs.pipeline import run_pipeline
+from tests.conftest import shared_dataset
+
+pytestmark = pytest.mark.slow
+
+
+def test_ray_data_embeddings_equal_plain_encode(ray_cluster, minilm):
+    corpus = load_corpus("demo")
+    texts = corpus.passages()[:60]
+    cfg = EncoderConfig(batch_size=16)
+    via_ray = embed_texts(texts, cfg, RayConfig(embed_actors=2), minilm.get_embedding_dimension())
+    direct = encoders.encode(minilm, texts, cfg)
+    # Row i of the Ray result belongs to text i, whatever order the actors processed them in.
+    np.testing.assert_allclose(via_ray, direct, atol=1e-5)
+
+
+def test_dense_retriever_refuses_index_of_another_model(minilm):
+    corpus = load_corpus("demo")
+    cfg = EncoderConfig()
+    vecs = encoders.encode(minilm, corpus.passages()[:20], cfg)
+    index = FaissIndex.build(vecs, corpus.ids[:20], IndexConfig(), encoders.identity(minilm, cfg), "h")
+    assert DenseRetriever("base", minilm, cfg, index).search([corpus.texts[3]], 1).ids == [[corpus.ids[3]]]
+    other = copy.deepcopy(minilm)
+    next(other.parameters()).data.add_(1e-3)  # a fine-tuned model: same architecture, other weights
+    with pytest.raises(ArtifactMismatchError, match="rebuild the index"):
+        DenseRetriever("tuned", other, cfg, index)
+
+
+def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, capsys):
+    assert cli.main(["run", "--run-dir", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert f"report: {tmp_path}/report/report.json" in printed
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert set(report["retrievers"]) == {"bm25", "base-minilm"}
+    for row in report["retrievers"].values():
+        assert set(row["top_k_accuracy"]) >= {"1", "5", "20", "100"}
+        accs = [row["top_k_accuracy"][k] for k in ("1", "5", "20", "100")]
+        assert accs == sorted(accs) and 0 < accs[0] <= accs[-1] <= 1
+        assert 0 < row["ndcg@10"] <= 1
+    assert report["dataset"]["name"] == "demo" and report["dataset"]["split"] == "test"
+    assert report["dataset"]["questions"] > 0 and report["versions"]["ray"].startswith("2.60")
+    assert (tmp_path / "report" / "report.md").read_text().count("| bm25 |") == 1
+    assert (tmp_path / "report" / "topk.png").read_bytes()[:4] == b"\x89PNG"
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert [s["status"] for s in manifest["stages"].values()] == ["done", "done"]
+
+    # A rerun reuses the index: nothing is re-embedded.
+    before = (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns
+    assert cli.main(["run", "--run-dir", str(tmp_path)]) == 0
+    assert "index: up to date" in capsys.readouterr().out
+    assert (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns == before
+
+
+def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
+    """Index a real collection subset: MiniLM's top-20 success must beat BM25 or trail by < 0.05."""
+    src = shared_dataset("cranfield")
+    sub = tmp_path / "cranfield-500"
+    (sub / "qrels").mkdir(parents=True)
+    lines = (src / "corpus.jsonl").read_text().splitlines()[:500]
+    (sub / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    for rel in ("queries.jsonl", "qrels/test.tsv"):
+        (sub / rel).write_text((src / rel).read_text())
+    cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"data.path={sub}", "eval.ks=[1, 10, 20]"])
+    report = json.loads(Path(run_pipeline(cfg)).read_text())
+    bm25, dense = report["retrievers"]["bm25"], report["retrievers"]["base-minilm"]
+    assert dense["top_k_accuracy"]["20"] >= bm25["top_k_accuracy"]["20"] - 0.05
+    assert dense["ndcg@10"] > 0.2 and bm25["ndcg@10"] > 0.2
+    # Judgements that point outside the 500-document subset were dropped and counted, not crashed on.
+    assert report["validation"]["test judgements for unknown documents"] > 0
+    assert report["accuracy_definition"].startswith("success@k")
+
+    # Same corpus, changed index shape: the index is rebuilt rather than reused.
+    cfg.index.kind = "hnsw"
+    uri = build_index(cfg)
+    assert FaissIndex.load(uri).manifest["index"]["kind"] == "hnsw"
