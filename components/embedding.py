@@ -55,7 +55,7 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
         fn_constructor_kwargs={"encoder_cfg": encoder_cfg.model_dump()},
         batch_size=encoder_cfg.batch_size,
         batch_format="numpy",
-        concurrency=(1, ray_cfg.embed_actors),  # scale up to the cap as resources allow
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ray_cfg.embed_actors),  # grows as CPUs allow
         num_cpus=ray_cfg.embed_cpus_per_actor,
         num_gpus=ray_cfg.embed_gpus_per_actor if use_gpu else 0,
     )

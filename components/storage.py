@@ -63,6 +63,21 @@ def is_dir(uri: str) -> bool:
     return fs.get_file_info(path).type == pafs.FileType.Directory
 
 
+def list_files(uri: str, suffix: str = "") -> list[str]:
+    """Files directly under ``uri`` whose names end with ``suffix``, sorted; [] if it does not exist."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File and i.base_name.endswith(suffix))
+    return [join(uri, n) for n in names if not n.startswith(".")]
+
+
+def delete(uri: str) -> None:
+    fs, path = filesystem(uri)
+    fs.delete_file(path)
+
+
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:

@@ -1,35 +1,43 @@
-"""``idistill``: one command, a subcommand per job, each calling the same function as
-``python -m jobs.<stage>``."""
+"""``idistill``: one command, a subcommand per job. ``idistill X ARGS`` is exactly
+``python -m jobs.X ARGS`` (what ``ray job submit`` runs), so both take the same arguments."""
 
 from __future__ import annotations
 
-import argparse
+import importlib
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
-from components.config import Config
-from jobs.common import add_config_arguments, config_from_args, run_guarded
-from jobs import evaluate, index, pipeline
-
-_COMMANDS: dict[str, tuple[Callable[[Config], object], Optional[str]]] = {
-    "run": (pipeline.run_pipeline, pipeline.__doc__),
-    "index": (index.build_index, index.__doc__),
-    "evaluate": (evaluate.evaluate, evaluate.__doc__),
+# subcommand → module under jobs/
+COMMANDS = {
+    "run": "pipeline",
+    "index": "index",
+    "candidates": "candidates",
+    "label": "label",
+    "evaluate": "evaluate",
+    "teacher-sim": "teacher_sim",
 }
 
 
+def _usage() -> str:
+    lines = ["usage: idistill COMMAND [--config FILE] [--run-dir DIR] [--set KEY=VALUE ...]", "",
+             "Distil a black-box LLM's rankings into a dense retriever, on Ray.", "", "commands:"]
+    for name, module in COMMANDS.items():
+        doc = importlib.import_module(f"jobs.{module}").__doc__ or ""
+        lines.append(f"  {name:<12} {doc.strip().splitlines()[0]}")
+    lines += ["", "`idistill COMMAND --help` shows a command's options."]
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="idistill", description="Distil a black-box LLM's rankings into a dense retriever, on Ray."
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, doc) in _COMMANDS.items():
-        summary = (doc or "").strip().splitlines()[0]
-        p = sub.add_parser(name, help=summary, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-        add_config_arguments(p)
-    args = parser.parse_args(argv)
-    fn = _COMMANDS[args.command][0]
-    return run_guarded(lambda: fn(config_from_args(args)))
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command not in COMMANDS:
+        print(f"idistill: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    return importlib.import_module(f"jobs.{COMMANDS[command]}").main(rest)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Callable, Optional, Sequence
@@ -11,7 +12,7 @@ from components.config import Config, RayConfig, load_config
 from components.errors import IdistillError
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+def add_config_arguments(parser: argparse.ArgumentParser, llm_options: bool = False) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded local defaults)")
     parser.add_argument("--run-dir", metavar="DIR", help="run directory, local path or s3:// prefix (sets run_dir)")
     parser.add_argument(
@@ -22,12 +23,24 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="override a config field by dotted path, e.g. --set encoder.batch_size=32 (repeatable)",
     )
+    if llm_options:
+        parser.add_argument(
+            "--llm-url",
+            dest="llm_urls",
+            metavar="URL",
+            action="append",
+            default=[],
+            help="OpenAI-compatible base URL of a teacher endpoint, e.g. http://127.0.0.1:8000/v1 (repeatable; "
+            "replaces labels.endpoints; the model is asked from its /v1/models)",
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
+    if getattr(args, "llm_urls", None):
+        overrides.append("labels.endpoints=" + json.dumps([{"base_url": u} for u in args.llm_urls]))
     return load_config(args.config, overrides)
 
 
@@ -46,11 +59,11 @@ def init_ray(cfg: RayConfig) -> None:
 
 
 def job_main(
-    description: str, run: Callable[[Config], object], argv: Optional[Sequence[str]] = None, prog: Optional[str] = None
+    description: str, run: Callable[[Config], object], argv: Optional[Sequence[str]] = None, llm_options: bool = False
 ) -> int:
     """Parse ``--config/--run-dir/--set``, run the stage, and turn user errors into one clear line."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_arguments(parser)
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(parser, llm_options)
     args = parser.parse_args(argv)
     return run_guarded(lambda: run(config_from_args(args)))
 

@@ -1,0 +1,281 @@
+"""Teacher backends: where chat requests go, and how they fan out over Ray Data.
+
+* ``openai``: a pool of OpenAI-compatible endpoints (vLLM servers, OpenAI, a local llama.cpp server,
+  the simulator). Our own Ray Data stage rather than ``ray.data.llm``'s HTTP processor, because in
+  Ray 2.60 that stage retries only 408/429/502/503/504, passes a 500's error body through as if it
+  were the answer, and sends a batch's requests one at a time. Here each actor sends its batch
+  concurrently under per-endpoint QPS and concurrency caps, split evenly across actors (whose
+  number is capped by the smallest endpoint concurrency, so the split never exceeds a cap), retries
+  429/5xx/timeouts with exponential backoff and jitter up to ``max_attempts``, and marks a row
+  ``failed`` with the reason instead of failing the job.
+* ``vllm``: ``ray.data.llm``'s vLLM engine processor on GPU workers; imported lazily so the package
+  works without vllm.
+
+API keys are read from the environment variable each endpoint names, at call time in the actor;
+they are never logged or written to an artifact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from components.config import EndpointConfig, LabelConfig
+from components.errors import ConfigError
+
+RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass
+class ChatResult:
+    text: str
+    ok: bool
+    error: str
+    tokens_in: int
+    tokens_out: int
+    latency_s: float
+    attempts: int
+    endpoint: str
+
+
+class _RateLimiter:
+    """At most ``qps`` request starts per second (0: unlimited); coroutine-safe within one loop."""
+
+    def __init__(self, qps: float) -> None:
+        self.interval = 1.0 / qps if qps > 0 else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = time.monotonic()
+        start = max(now, self.next_at)
+        self.next_at = start + self.interval
+        if start > now:
+            await asyncio.sleep(start - now)
+
+
+class ChatPool:
+    """Sends chat requests to a pool of endpoints, spreading load to the least busy one."""
+
+    def __init__(self, endpoints: list[EndpointConfig], cfg: LabelConfig, parts: int = 1) -> None:
+        """A pool holding a ``1/parts`` slice of every endpoint's concurrency and QPS caps."""
+        if not endpoints:
+            raise ConfigError("labels.endpoints is empty: name at least one OpenAI-compatible base_url")
+        self.endpoints, self.cfg = endpoints, cfg
+        self.limits = [max(1, e.max_concurrency // parts) for e in endpoints]
+        self.qps = [e.max_qps / parts for e in endpoints]
+        self.rng = random.Random()
+
+    def _headers(self, endpoint: EndpointConfig) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if endpoint.api_key_env:
+            key = os.environ.get(endpoint.api_key_env)
+            if not key:
+                raise ConfigError(f"environment variable {endpoint.api_key_env} (API key for {endpoint.base_url}) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    async def run(self, requests: list[tuple[list[dict[str, str]], int]]) -> list[ChatResult]:
+        """Complete ``(messages, max_tokens)`` requests concurrently; results in input order."""
+        import aiohttp
+
+        self._in_flight = [0] * len(self.endpoints)
+        self._semaphores = [asyncio.Semaphore(n) for n in self.limits]
+        self._limiters = [_RateLimiter(q) for q in self.qps]
+        timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
+        connector = aiohttp.TCPConnector(limit=sum(self.limits))
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            return list(await asyncio.gather(*(self._complete(session, m, t) for m, t in requests)))
+
+    def _pick(self) -> int:
+        """The endpoint with the most free capacity (ties broken at random)."""
+        free = [lim - busy for lim, busy in zip(self.limits, self._in_flight)]
+        best = max(free)
+        return self.rng.choice([i for i, f in enumerate(free) if f == best])
+
+    async def _complete(self, session: Any, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
+        started = time.monotonic()
+        error = ""
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            i = self._pick()
+            endpoint = self.endpoints[i]
+            self._in_flight[i] += 1
+            try:
+                async with self._semaphores[i]:
+                    await self._limiters[i].wait()
+                    status, body, retry_after = await self._post(session, endpoint, messages, max_tokens)
+            except ConfigError:
+                raise
+            except Exception as e:  # timeouts, refused connections, broken responses: all retryable
+                status, body, retry_after = None, None, None
+                error = f"{type(e).__name__}: {e}"[:300]
+            finally:
+                self._in_flight[i] -= 1
+            if status == 200 and body is not None:
+                try:
+                    text = body["choices"][0]["message"]["content"] or ""
+                    usage = body.get("usage") or {}
+                    return ChatResult(
+                        text=text, ok=True, error="", tokens_in=int(usage.get("prompt_tokens", 0)),
+                        tokens_out=int(usage.get("completion_tokens", 0)), latency_s=time.monotonic() - started,
+                        attempts=attempt, endpoint=endpoint.base_url,
+                    )
+                except (KeyError, IndexError, TypeError, ValueError):
+                    error = f"HTTP 200 without choices[0].message.content from {endpoint.base_url}"
+            elif status is not None:
+                error = f"HTTP {status} from {endpoint.base_url}: {str(body)[:200]}"
+                if status not in RETRYABLE:
+                    break  # a bad request will not get better by asking again
+            if attempt < self.cfg.max_attempts:
+                backoff = self.cfg.backoff_s * 2 ** (attempt - 1)
+                await asyncio.sleep(max(retry_after or 0.0, self.rng.uniform(0.5, 1.0) * backoff))
+        return ChatResult("", False, error, 0, 0, time.monotonic() - started, attempt, endpoint.base_url)
+
+    async def _post(
+        self, session: Any, endpoint: EndpointConfig, messages: list[dict[str, str]], max_tokens: int
+    ) -> tuple[int, Any, Optional[float]]:
+        payload = {
+            "model": endpoint.model,
+            "messages": messages,
+            "temperature": self.cfg.temperature,
+            "max_tokens": max_tokens,
+            **endpoint.extra_body,
+        }
+        url = endpoint.base_url.rstrip("/") + "/chat/completions"
+        async with session.post(url, json=payload, headers=self._headers(endpoint)) as resp:
+            try:
+                body: Any = await resp.json(content_type=None)
+            except ValueError:
+                body = (await resp.text())[:200]
+            retry_after = resp.headers.get("Retry-After")
+            try:
+                wait = float(retry_after) if retry_after else None
+            except ValueError:
+                wait = None
+            return resp.status, body, wait
+
+
+def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]]:
+    """Send one batch of chat-stage rows (``request_id``, JSON ``messages``, ``max_tokens``)
+    concurrently through ``pool``; return the result columns."""
+    requests = [(json.loads(m), int(t)) for m, t in zip(batch["messages"], batch["max_tokens"])]
+    results = asyncio.run(pool.run(requests))
+    return {
+        "request_id": list(batch["request_id"]),
+        "text": [r.text for r in results],
+        "ok": [r.ok for r in results],
+        "error": [r.error for r in results],
+        "tokens_in": [r.tokens_in for r in results],
+        "tokens_out": [r.tokens_out for r in results],
+        "latency_s": [r.latency_s for r in results],
+        "attempts": [r.attempts for r in results],
+    }
+
+
+class _ChatActor:
+    """A Ray Data actor holding one slice of the pool's capacity."""
+
+    def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int) -> None:
+        self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], LabelConfig(**cfg), parts)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
+        return complete_batch(self.pool, batch)
+
+
+def pool_actors(endpoints: list[EndpointConfig], cfg: LabelConfig) -> int:
+    """Actors sending requests: at most the smallest endpoint's concurrency, so that each actor's
+    equal slice of every cap is at least one request and the slices never add up past a cap."""
+    return max(1, min([cfg.actors] + [e.max_concurrency for e in endpoints]))
+
+
+def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+    """Fan ``rows`` (``request_id``, JSON ``messages``, ``max_tokens``) out over the endpoint pool with
+    Ray Data; yields result batches as they complete, so the caller can persist them as it goes."""
+    import ray
+
+    actors = pool_actors(endpoints, cfg)
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), len(rows) // cfg.batch_size + actors)))
+    out = ds.map_batches(
+        _ChatActor,
+        fn_constructor_kwargs={
+            "endpoints": [e.model_dump() for e in endpoints],
+            "cfg": cfg.model_dump(),
+            "parts": actors,
+        },
+        batch_size=cfg.batch_size,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=actors),
+        num_cpus=cfg.actor_cpus,
+    )
+    yield from out.iter_batches(batch_size=None, batch_format="pandas")
+
+
+def vllm_processor_config(cfg: LabelConfig) -> Any:
+    """The ``ray.data.llm`` vLLM engine config built from ``labels.vllm`` (needs no vllm to build)."""
+    from ray.data.llm import vLLMEngineProcessorConfig
+
+    v = cfg.vllm
+    return vLLMEngineProcessorConfig(
+        model_source=v.model,
+        engine_kwargs={
+            "tensor_parallel_size": v.tensor_parallel_size,
+            "max_model_len": v.max_model_len,
+            "gpu_memory_utilization": v.gpu_memory_utilization,
+            "enable_prefix_caching": True,
+        },
+        batch_size=v.batch_size,
+        concurrency=v.concurrency,
+        accelerator_type=v.accelerator_type,
+    )
+
+
+def vllm_stage(rows: list[dict[str, Any]], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+    """Rank with vLLM engines inside Ray Data on GPU workers. Refuses to start on a GPU-less
+    cluster, where the stage would otherwise wait for a GPU forever."""
+    import pandas as pd
+    import ray
+    from ray.data.llm import build_processor
+
+    gpus = ray.cluster_resources().get("GPU", 0)
+    need = cfg.vllm.tensor_parallel_size * cfg.vllm.concurrency
+    if gpus < need:
+        raise ConfigError(
+            f"labels.backend 'vllm' needs {need} GPU(s) (tensor_parallel_size x concurrency) but the Ray cluster has {gpus:g}; "
+            "use the 'openai' backend with a served model, or add GPU workers"
+        )
+    temperature = cfg.temperature
+    processor = build_processor(
+        vllm_processor_config(cfg),
+        preprocess=lambda row: {
+            "messages": json.loads(row["messages"]),
+            "sampling_params": {"temperature": temperature, "max_tokens": int(row["max_tokens"])},
+        },
+        postprocess=lambda row: {
+            "request_id": row["request_id"],
+            "text": row.get("generated_text") or "",
+            "ok": bool(row.get("generated_text") is not None),
+            "error": "",
+            "tokens_in": int(row.get("num_input_tokens") or 0),
+            "tokens_out": int(row.get("num_generated_tokens") or 0),
+            "latency_s": float(row.get("time_taken_llm") or 0.0),
+            "attempts": 1,
+        },
+    )
+    out = processor(ray.data.from_items(rows))
+    for batch in out.iter_batches(batch_size=cfg.batch_size, batch_format="pandas"):
+        yield pd.DataFrame(batch)
+
+
+def chat_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+    """Dispatch to the configured backend."""
+    if cfg.backend == "vllm":
+        return vllm_stage(rows, cfg)
+    return http_stage(rows, endpoints, cfg)

@@ -1,0 +1,111 @@
+"""Stage: label each training question's candidates with the teacher LLM's listwise ranking.
+
+Requests fan out over Ray Data to the configured backend: an OpenAI-compatible endpoint pool
+(``labels.endpoints`` or ``--llm-url``), a vLLM engine on GPU workers (``labels.backend: vllm``), or,
+when neither is configured, llama.cpp's server with SmolLM2-135M-Instruct started on 127.0.0.1 for
+the job's duration. Every reply is stored as it arrives (``RUN/labels/calls/``); a rerun pays for no
+call twice. Writes ``RUN/labels/labels.parquet`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import urllib.request
+from typing import Iterator, Optional, Sequence
+
+import pyarrow as pa
+
+from components import storage
+from components.config import Config, EndpointConfig
+from components.corpus import Collection, load_collection
+from components.errors import ConfigError
+from components.labelling import label_rows, make_tasks, run_labelling, summarize
+from components.llm.backends import chat_stage
+from components.llm.local_server import LocalLLMServer
+from components.shard_store import ShardStore
+from jobs.candidates import build_candidates
+from jobs.common import init_ray, job_main
+
+
+def labels_uri(cfg: Config) -> str:
+    return storage.join(cfg.run_dir, "labels")
+
+
+def _discover_model(endpoint: EndpointConfig) -> EndpointConfig:
+    if endpoint.model != "auto":
+        return endpoint
+    url = endpoint.base_url.rstrip("/") + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            model = json.load(r)["data"][0]["id"]
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        raise ConfigError(f"cannot ask {url} for its model ({e}); set the endpoint's model explicitly") from None
+    return endpoint.model_copy(update={"model": model})
+
+
+@contextlib.contextmanager
+def teacher_endpoints(cfg: Config) -> Iterator[list[EndpointConfig]]:
+    """The configured pool, or a local llama.cpp server for the block's duration."""
+    if cfg.labels.backend == "vllm":
+        yield []
+    elif cfg.labels.endpoints:
+        yield [_discover_model(e) for e in cfg.labels.endpoints]
+    else:
+        with LocalLLMServer(cfg.labels.local) as endpoint:
+            yield [endpoint]
+
+
+def teacher_name(cfg: Config) -> str:
+    """The model part of every label key, known before any call is made (so a fully cached rerun
+    starts neither Ray nor a server)."""
+    if cfg.labels.backend == "vllm":
+        return cfg.labels.vllm.model
+    if cfg.labels.endpoints:
+        return "|".join(sorted({_discover_model(e).model for e in cfg.labels.endpoints}))
+    return LocalLLMServer.alias(cfg.labels.local)
+
+
+def label(cfg: Config, collection: Optional[Collection] = None) -> str:
+    """Label the training questions; return the URI of ``labels.parquet``."""
+    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
+    candidates = storage.read_parquet(build_candidates(cfg, collection)).to_pydict()
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    tasks = make_tasks(
+        candidates["question_id"], candidates["question"], candidates["candidate_ids"], passages.__getitem__, cfg.labels, cfg.seed
+    )
+    out = labels_uri(cfg)
+    store = ShardStore(storage.join(out, "calls"), ["question_id", "prompt_hash", "model"])
+    model = teacher_name(cfg)
+    with contextlib.ExitStack() as stack:
+        started: list[list[EndpointConfig]] = []
+
+        def send(rows: list[dict]) -> Iterator:
+            if not started:  # first uncached call: bring up the teacher and Ray
+                started.append(stack.enter_context(teacher_endpoints(cfg)))
+                init_ray(cfg.ray)
+            return chat_stage(rows, started[0], cfg.labels)
+
+        stats = run_labelling(tasks, cfg.labels, model, store, send)
+    store.compact()
+    rows = label_rows(tasks, model)
+    labels_file = storage.join(out, "labels.parquet")
+    storage.write_parquet(labels_file, pa.Table.from_pylist(rows))
+    summary = {"teacher": model, "backend": cfg.labels.backend, **summarize(rows, stats)}
+    storage.write_json(storage.join(out, "summary.json"), summary)
+    print(
+        "labels: {questions} questions — {complete} complete, {repaired} repaired, {unusable} unusable, {failed} failed; "
+        "{calls_sent} calls sent ({calls_cached} cached), tokens in/out {tokens_in}/{tokens_out}, "
+        "{wall_s} s, {calls_per_s} calls/s".format(**summary)
+    )
+    print(f"labels: {labels_file} (teacher: {model})")
+    return labels_file
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    return job_main(__doc__, label, argv, llm_options=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
