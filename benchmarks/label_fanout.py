@@ -1,0 +1,80 @@
+"""Labelling fan-out throughput: our Ray Data HTTP stage against (a) the teacher simulator with a
+fixed per-call latency and concurrency cap, whose configured maximum is cap / latency calls/s, and
+(b) the local llama.cpp server with SmolLM2-135M-Instruct. One run each; prints figures.
+
+    python benchmarks/label_fanout.py [--calls 2000] [--latency 0.2] [--cap 32] [--llama-calls 8]
+
+"end to end" includes Ray Data's start-up (actors, scheduling). "sustained" removes that fixed
+cost by differencing two runs after a warm-up run: N / (T(2N) - T(N)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import ray
+
+from components.config import EndpointConfig, LabelConfig, LocalLLMConfig
+from components.corpus import load_collection
+from components.llm.backends import http_stage
+from components.llm.local_server import LocalLLMServer
+from components.llm.prompts import ranking_messages
+from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+
+
+def _rows(collection, calls: int, passages_per_call: int) -> list[dict]:
+    qs, docs = collection.questions, collection.corpus.passages()
+    rows = []
+    for i in range(calls):
+        cands = [docs[(i * 3 + j) % len(docs)] for j in range(passages_per_call)]
+        rows.append({"request_id": str(i), "messages": json.dumps(ranking_messages(qs.texts[i % len(qs)], cands, 60)),
+                     "max_tokens": 6 * passages_per_call + 24})
+    return rows
+
+
+def timed(rows: list[dict], endpoint: EndpointConfig, cfg: LabelConfig) -> tuple[float, int]:
+    """Seconds to complete ``rows`` through the Ray Data stage, and how many succeeded."""
+    start = time.perf_counter()
+    ok = sum(int(batch["ok"].sum()) for batch in http_stage(rows, [endpoint], cfg))
+    return time.perf_counter() - start, ok
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--latency", type=float, default=0.2)
+    parser.add_argument("--cap", type=int, default=32, help="simulator concurrency cap (429 beyond it)")
+    parser.add_argument("--actors", type=int, default=4)
+    parser.add_argument("--llama-calls", type=int, default=8, help="0 skips the llama.cpp measurement")
+    args = parser.parse_args()
+
+    ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
+    demo = load_collection("demo")
+    settings = SimSettings(latency_s=args.latency, max_concurrency=args.cap)
+    ceiling = args.cap / args.latency
+    with SimulatorServer(TeacherSimulator(Oracle(demo, demo.split("train").qrels), settings)) as sim:
+        cfg = LabelConfig(actors=args.actors, batch_size=2 * args.cap // args.actors, actor_cpus=0.25, max_attempts=3)
+        endpoint = EndpointConfig(base_url=sim.base_url, model="sim", max_concurrency=args.cap)
+        timed(_rows(demo, 4 * args.cap, 10), endpoint, cfg)  # warm-up: Ray worker processes and imports
+        t1, ok1 = timed(_rows(demo, args.calls, 10), endpoint, cfg)
+        t2, ok2 = timed(_rows(demo, 2 * args.calls, 10), endpoint, cfg)
+        sustained, e2e, ok = args.calls / (t2 - t1), args.calls / t1, ok1 + ok2
+        rejected = sim.sim.stats["rejected_429"]
+    print(f"simulator: latency {args.latency} s, cap {args.cap} in flight → configured max {ceiling:.1f} calls/s")
+    print(f"  ours: sustained {sustained:.1f} calls/s, end to end {e2e:.1f} calls/s ({args.calls} + {2 * args.calls} "
+          f"calls in {t1:.1f} s + {t2:.1f} s, {ok} ok, {rejected} rejected 429)")
+    print(f"  ratio sustained / max: {sustained / ceiling:.3f}")
+
+    if args.llama_calls:
+        with LocalLLMServer(LocalLLMConfig()) as endpoint:
+            cfg = LabelConfig(actors=1, batch_size=1)  # the server answers one call at a time
+            seconds, ok = timed(_rows(demo, args.llama_calls, 10), endpoint, cfg)
+        print(f"llama.cpp server (SmolLM2-135M-Instruct Q4_1, 10 passages/call, 2 cores): "
+              f"end to end {args.llama_calls / seconds:.2f} calls/s ({ok}/{args.llama_calls} ok in {seconds:.1f} s)")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
