@@ -35,6 +35,18 @@ def write_beir(
     return root
 
 
+def dataset_subset(name: str, dest: Path, documents: int) -> Path:
+    """The first ``documents`` passages of a shared dataset with all its questions and qrels;
+    judgements pointing outside the subset are dropped (and counted) on load."""
+    src = shared_dataset(name)
+    (dest / "qrels").mkdir(parents=True)
+    lines = (src / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:documents]
+    (dest / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for rel in ("queries.jsonl", "qrels/train.tsv", "qrels/test.tsv"):
+        (dest / rel).write_bytes((src / rel).read_bytes())
+    return dest
+
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """One small local Ray cluster for every test that needs it (start-up is paid once)."""

@@ -21,7 +21,7 @@ from components.retrieval import DenseRetriever
 from jobs import cli
 from jobs.index import build_index
 from jobs.pipeline import run_pipeline
-from tests.conftest import shared_dataset
+from tests.conftest import dataset_subset
 
 pytestmark = pytest.mark.slow
 
@@ -75,13 +75,7 @@ def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, caps
 
 def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
     """Index a real collection subset: MiniLM's top-20 success must beat BM25 or trail by < 0.05."""
-    src = shared_dataset("cranfield")
-    sub = tmp_path / "cranfield-500"
-    (sub / "qrels").mkdir(parents=True)
-    lines = (src / "corpus.jsonl").read_text().splitlines()[:500]
-    (sub / "corpus.jsonl").write_text("\n".join(lines) + "\n")
-    for rel in ("queries.jsonl", "qrels/test.tsv"):
-        (sub / rel).write_text((src / rel).read_text())
+    sub = dataset_subset("cranfield", tmp_path / "cranfield-500", 500)
     cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"data.path={sub}", "eval.ks=[1, 10, 20]"])
     report = json.loads(Path(run_pipeline(cfg)).read_text())
     bm25, dense = report["retrievers"]["bm25"], report["retrievers"]["base-minilm"]

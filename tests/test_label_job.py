@@ -19,6 +19,7 @@ from components.llm.backends import BATCHES_IN_FLIGHT_PER_ACTOR, vllm_processor_
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from jobs.candidates import build_candidates
 from jobs.label import label
+from tests.conftest import dataset_subset
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,12 +90,17 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_repays_only_in_flight(ray
 
 
 def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
+    """Real model, real HTTP, real data: SQuAD paragraphs and questions labelled by SmolLM2."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make test`")
-    cfg = load_config(None, [f"run_dir={tmp_path}", "labels.max_questions=3", "labels.num_candidates=5", "labels.max_words_per_passage=40"])
+    data = dataset_subset("squad-v1.1-dev", tmp_path / "squad-150", 150)
+    cfg = load_config(None, [
+        f"run_dir={tmp_path / 'run'}", f"data.path={data}", "labels.max_questions=3", "labels.num_candidates=5",
+        "labels.max_words_per_passage=40",
+    ])
     label(cfg)
     out = capsys.readouterr().out
     assert "teacher: local llama.cpp server with SmolLM2-135M-Instruct" in out
-    rows = _labels(tmp_path)
+    rows = _labels(tmp_path / "run")
     assert len(rows) == 3
     assert all(r["status"] in {"complete", "repaired", "unusable"} and r["raw"].strip() for r in rows)
     assert all(r["tokens_in"] > 0 and r["tokens_out"] > 0 and r["model"].startswith("smollm2") for r in rows)
