@@ -67,7 +67,11 @@ class EvalConfig(_Section):
     """Which retrievers to compare and at which depths."""
 
     ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20, 50, 100])
-    retrievers: list[Literal["bm25", "base"]] = Field(default_factory=lambda: ["bm25", "base"])
+    retrievers: list[Literal["bm25", "base", "ranker", "distilled"]] = Field(
+        default_factory=lambda: ["bm25", "base", "ranker", "distilled"],
+        description="ranker: the base top-n re-ranked by the Stage 1 ranker; distilled: the Stage 2 query encoder "
+        "(each skipped, with a note, until its stage has run)",
+    )
     batch_size: int = Field(256, ge=1, description="Questions encoded and searched per batch.")
 
     @field_validator("ks")
@@ -145,6 +149,44 @@ class LabelConfig(_Section):
         return step
 
 
+class RankerTrainConfig(_Section):
+    """Stage 1: a cross-encoder learns the teacher's permutations (ListMLE)."""
+
+    backbone: str = Field(DEFAULT_MODEL, description="hub id, local dir, or the packaged MiniLM")
+    epochs: int = Field(2, ge=1)
+    lr: float = Field(3e-5, gt=0)
+    batch_questions: int = Field(4, ge=1, description="questions (lists of n pairs) per step per worker")
+    max_seq_length: int = Field(256, ge=16)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    listmle_top_k: Optional[int] = Field(None, ge=1, description="train on the teacher's top k positions only")
+    score_batch_size: int = Field(64, ge=1, description="pairs per forward pass when scoring")
+
+
+class RetrieverTrainConfig(_Section):
+    """Stage 2: the query encoder learns the ranker's distribution over candidates (KL)."""
+
+    epochs: int = Field(1, ge=1)
+    lr: float = Field(5e-6, gt=0)
+    batch_questions: int = Field(16, ge=1)
+    max_seq_length: int = Field(64, ge=8, description="question tokens")
+    tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
+    tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+
+
+class TrainConfig(_Section):
+    """Ray Train shape for both stages: CPU workers here, GPU workers in the cloud, same code."""
+
+    num_workers: int = Field(1, ge=1)
+    use_gpu: Literal["auto", True, False] = "auto"
+    cpus_per_worker: Optional[int] = Field(
+        None, ge=1, description="CPUs (and torch threads) per worker; default: the cluster's CPUs split across workers"
+    )
+    max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from the last checkpoint")
+    ranker: RankerTrainConfig = Field(default_factory=RankerTrainConfig)
+    retriever: RetrieverTrainConfig = Field(default_factory=RetrieverTrainConfig)
+
+
 class RayConfig(_Section):
     """How the driver joins Ray. Without an address it starts a small local cluster."""
 
@@ -167,6 +209,7 @@ class Config(_Section):
     bm25: BM25Config = Field(default_factory=BM25Config)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
 

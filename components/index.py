@@ -117,6 +117,17 @@ class FaissIndex:
                 f"but queries come from a model with weights {encoder_fingerprint[:12]}…; rebuild the index or use that model"
             )
 
+    def vectors(self, doc_ids: list[str]) -> np.ndarray:
+        """The stored passage vectors of ``doc_ids`` (frozen passage side for Stage 2)."""
+        if not hasattr(self, "_row_of"):
+            self._row_of = {d: i for i, d in enumerate(self.doc_ids)}
+            if isinstance(self.index, faiss.IndexIVF):
+                self.index.make_direct_map()
+        try:
+            return np.stack([self.index.reconstruct(self._row_of[d]) for d in doc_ids])
+        except KeyError as e:
+            raise DataError(f"document {e.args[0]!r} is not in this index") from None
+
     def search(self, query_vectors: np.ndarray, k: int) -> tuple[list[list[str]], list[list[float]]]:
         """Top-``k`` document ids and scores per query, best first (fewer when the index is smaller)."""
         if query_vectors.ndim != 2 or query_vectors.shape[1] != self.manifest["dim"]:

@@ -28,6 +28,14 @@ def markdown(report: dict[str, Any]) -> str:
     for name, r in retrievers.items():
         cells = [f"{r['top_k_accuracy'][str(k)]:.3f}" for k in ks] + [f"{r[m]:.3f}" for m in rank_cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    teacher = report.get("teacher")
+    if teacher:
+        used = f", {teacher['labels_used']} used for training" if "labels_used" in teacher else ""
+        lines += ["", f"Teacher: {teacher['teacher']} ({teacher['backend']}); {teacher['questions']} training questions "
+                  f"labelled: {teacher['complete']} complete, {teacher['repaired']} repaired, {teacher['unusable']} unusable, "
+                  f"{teacher['failed']} failed{used}."]
+    for name, why in (report.get("skipped") or {}).items():
+        lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):
         lines += ["", "Records dropped on load: " + ", ".join(f"{n} {why}" for why, n in report["validation"].items())]
     return "\n".join(lines) + "\n"

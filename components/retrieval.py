@@ -33,10 +33,16 @@ class Retriever(Protocol):
 
 
 class DenseRetriever:
-    """Query encoder + FAISS index; refuses an index built by a different encoder."""
+    """Query encoder + FAISS index; refuses an index whose passages another encoder embedded.
 
-    def __init__(self, name: str, model: Any, encoder_cfg: EncoderConfig, index: FaissIndex) -> None:
-        index.check_encoder(encoders.fingerprint(model))
+    ``document_fingerprint`` names the encoder of the passage side when it differs from the query
+    encoder (a distilled query encoder over the base passage vectors); by default both are ``model``.
+    """
+
+    def __init__(
+        self, name: str, model: Any, encoder_cfg: EncoderConfig, index: FaissIndex, document_fingerprint: str | None = None
+    ) -> None:
+        index.check_encoder(document_fingerprint or encoders.fingerprint(model))
         self.name, self.model, self.cfg, self.index = name, model, encoder_cfg, index
 
     def search(self, questions: Sequence[str], k: int) -> Hits:

@@ -78,6 +78,48 @@ def delete(uri: str) -> None:
     fs.delete_file(path)
 
 
+def put_dir(local_dir: str, uri: str) -> None:
+    """Copy a local directory tree to ``uri`` (local or S3). Callers write a manifest afterwards:
+    a directory without its manifest is unfinished and is never used."""
+    src_fs, src = filesystem(local_dir)
+    dst_fs, dst = filesystem(uri)
+    dst_fs.create_dir(dst, recursive=True)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+
+
+def local_dir(uri: str, scratch: str) -> str:
+    """A local path holding the directory ``uri``: itself when local, else a copy under ``scratch``."""
+    if not is_remote(uri):
+        return str(Path(uri).expanduser().resolve())
+    target = str(Path(scratch) / Path(uri.rstrip("/")).name)
+    src_fs, src = filesystem(uri)
+    pafs.copy_files(src, target, source_filesystem=src_fs, destination_filesystem=pafs.LocalFileSystem())
+    return target
+
+
+def content_hash(obj: Any) -> str:
+    """Stable hash of JSON-able inputs: what a stage's outputs were made from."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def stage_is_current(dir_uri: str, inputs: dict[str, Any]) -> bool:
+    """True when ``dir_uri/manifest.json`` records exactly these inputs (the stage can be skipped)."""
+    manifest = join(dir_uri, "manifest.json")
+    return exists(manifest) and read_json(manifest).get("inputs") == json.loads(json.dumps(inputs, default=str))
+
+
+def stage_is_done(dir_uri: str) -> bool:
+    """A stage directory with its manifest: its outputs are whole (whatever inputs they came from)."""
+    return exists(join(dir_uri, "manifest.json"))
+
+
+def mark_stage_done(dir_uri: str, inputs: dict[str, Any], **details: Any) -> None:
+    """Written last, after every output of the stage: its presence means the outputs are whole."""
+    write_json(join(dir_uri, "manifest.json"), {"inputs": json.loads(json.dumps(inputs, default=str)), **details})
+
+
 def read_bytes(uri: str) -> bytes:
     fs, path = filesystem(uri)
     try:

@@ -6,8 +6,6 @@ manifest tying it to the index and question set; skipped when both are unchanged
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from typing import Optional, Sequence
 
@@ -19,7 +17,7 @@ from components.corpus import Collection, Questions, load_collection
 from components.errors import DataError
 from components.index import FaissIndex
 from components.retrieval import DenseRetriever, search_all
-from jobs.common import job_main
+from jobs.common import job_main, stage
 from jobs.index import build_index
 
 
@@ -34,6 +32,7 @@ def training_questions(cfg: Config, collection: Collection) -> Questions:
     return questions
 
 
+@stage
 def build_candidates(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Retrieve ``labels.num_candidates`` passages per training question; return the parquet URI."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
@@ -41,13 +40,13 @@ def build_candidates(cfg: Config, collection: Optional[Collection] = None) -> st
     index_uri = build_index(cfg, collection.corpus)
     index = FaissIndex.load(index_uri, corpus_hash=collection.corpus.content_hash())
     out_dir = candidates_uri(cfg)
-    identity = {
+    inputs = {
         "index_files": index.manifest["files"],
         "num_candidates": cfg.labels.num_candidates,
-        "questions": hashlib.sha256(json.dumps([questions.ids, questions.texts]).encode()).hexdigest(),
+        "questions": storage.content_hash([questions.ids, questions.texts]),
     }
-    manifest_uri, table_uri = storage.join(out_dir, "manifest.json"), storage.join(out_dir, "candidates.parquet")
-    if storage.exists(manifest_uri) and storage.read_json(manifest_uri) == identity:
+    table_uri = storage.join(out_dir, "candidates.parquet")
+    if storage.stage_is_current(out_dir, inputs):
         print(f"candidates: up to date at {table_uri}, skipping")
         return table_uri
     retriever = DenseRetriever("base", encoders.load_encoder(cfg.encoder), cfg.encoder, index)
@@ -56,13 +55,13 @@ def build_candidates(cfg: Config, collection: Optional[Collection] = None) -> st
         table_uri,
         pa.table({"question_id": questions.ids, "question": questions.texts, "candidate_ids": hits.ids, "scores": hits.scores}),
     )
-    storage.write_json(manifest_uri, identity)
+    storage.mark_stage_done(out_dir, inputs)
     print(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} questions → {table_uri}")
     return table_uri
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return job_main(__doc__, build_candidates, argv)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, build_candidates, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ COMMANDS = {
     "index": "index",
     "candidates": "candidates",
     "label": "label",
+    "train-ranker": "train_ranker",
+    "train-retriever": "train_retriever",
     "evaluate": "evaluate",
     "teacher-sim": "teacher_sim",
 }
@@ -23,7 +25,7 @@ def _usage() -> str:
              "Distil a black-box LLM's rankings into a dense retriever, on Ray.", "", "commands:"]
     for name, module in COMMANDS.items():
         doc = importlib.import_module(f"jobs.{module}").__doc__ or ""
-        lines.append(f"  {name:<12} {doc.strip().splitlines()[0]}")
+        lines.append(f"  {name:<16} {doc.strip().splitlines()[0]}")
     lines += ["", "`idistill COMMAND --help` shows a command's options."]
     return "\n".join(lines)
 
@@ -37,7 +39,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if command not in COMMANDS:
         print(f"idistill: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    return importlib.import_module(f"jobs.{COMMANDS[command]}").main(rest)
+    return importlib.import_module(f"jobs.{COMMANDS[command]}").main(rest, prog=f"idistill {command}")
 
 
 if __name__ == "__main__":

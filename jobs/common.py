@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from components.config import Config, RayConfig, load_config
 from components.errors import IdistillError
@@ -44,6 +45,32 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+_STAGE_OUTPUTS: dict[tuple[str, str], Any] = {}
+
+
+def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a stage at most once per process for a given config.
+
+    Each stage calls the stages it needs, so ``idistill train-ranker`` alone works on a fresh run
+    directory; within one process (the pipeline) a stage already run for the same config returns
+    its output at once instead of re-checking (and re-logging) everything upstream.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(cfg: Config, *args: Any, **kwargs: Any) -> Any:
+        key = (f"{fn.__module__}.{fn.__qualname__}", cfg.model_dump_json())
+        if key not in _STAGE_OUTPUTS:
+            _STAGE_OUTPUTS[key] = fn(cfg, *args, **kwargs)
+        return _STAGE_OUTPUTS[key]
+
+    return wrapper
+
+
+def forget_stage_outputs() -> None:
+    """Make every stage check its outputs on disk again (a new pipeline run)."""
+    _STAGE_OUTPUTS.clear()
+
+
 def init_ray(cfg: RayConfig) -> None:
     """Join the cluster named by the config or ``RAY_ADDRESS`` (``ray job submit`` sets it), else
     start a local one sized by the config: explicit CPUs and a small object store keep a laptop usable."""
@@ -59,10 +86,14 @@ def init_ray(cfg: RayConfig) -> None:
 
 
 def job_main(
-    description: str, run: Callable[[Config], object], argv: Optional[Sequence[str]] = None, llm_options: bool = False
+    description: str,
+    run: Callable[[Config], object],
+    argv: Optional[Sequence[str]] = None,
+    llm_options: bool = False,
+    prog: Optional[str] = None,
 ) -> int:
     """Parse ``--config/--run-dir/--set``, run the stage, and turn user errors into one clear line."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, llm_options)
     args = parser.parse_args(argv)
     return run_guarded(lambda: run(config_from_args(args)))

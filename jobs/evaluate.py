@@ -8,6 +8,7 @@ recall@k, MRR@10 and nDCG@10 by ir-measures. Writes ``RUN/report/report.{json,md
 from __future__ import annotations
 
 import sys
+import tempfile
 from typing import Any, Optional, Sequence
 
 from components import encoders, metrics, report, storage
@@ -16,10 +17,15 @@ from components.config import Config
 from components.corpus import Collection, Qrels, Questions, load_collection
 from components.errors import DataError
 from components.index import FaissIndex
+from components.ranker import RerankRetriever, load_ranker
 from components.retrieval import DenseRetriever, Retriever, search_all
+from components.training import MODEL_DIR
 from components.versions import versions
 from jobs.common import job_main
 from jobs.index import base_index_uri
+from jobs.label import labels_uri
+from jobs.train_ranker import ranker_uri
+from jobs.train_retriever import retriever_uri
 
 
 def dense_name(model: str) -> str:
@@ -28,16 +34,40 @@ def dense_name(model: str) -> str:
     return "base-minilm" if short.startswith("all-minilm") else f"base-{short}"
 
 
-def make_retrievers(cfg: Config, collection: Collection) -> list[Retriever]:
+def make_retrievers(cfg: Config, collection: Collection, scratch: str) -> tuple[list[Retriever], dict[str, str]]:
+    """The configured retrievers whose artifacts exist, and a note for each one skipped."""
     out: list[Retriever] = []
+    skipped: dict[str, str] = {}
+    base: Optional[DenseRetriever] = None
+    if {"base", "ranker", "distilled"} & set(cfg.eval.retrievers):
+        index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
+        base = DenseRetriever(dense_name(cfg.encoder.model), encoders.load_encoder(cfg.encoder), cfg.encoder, index)
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     for kind in cfg.eval.retrievers:
         if kind == "bm25":
             out.append(BM25Retriever(collection.corpus.ids, collection.corpus.passages(), cfg.bm25))
+        elif kind == "base":
+            out.append(base)
+        elif kind == "ranker":
+            if not storage.stage_is_done(ranker_uri(cfg)):
+                skipped[kind] = "no trained ranker in this run"
+                continue
+            model, tokenizer = load_ranker(storage.local_dir(storage.join(ranker_uri(cfg), MODEL_DIR), scratch))
+            rc = cfg.train.ranker
+            out.append(RerankRetriever(
+                f"ranker-rerank@{cfg.labels.num_candidates}", base, passages.__getitem__, model, tokenizer,
+                cfg.labels.num_candidates, rc.max_seq_length, rc.score_batch_size,
+            ))
         else:
-            index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
-            model = encoders.load_encoder(cfg.encoder)
-            out.append(DenseRetriever(dense_name(cfg.encoder.model), model, cfg.encoder, index))
-    return out
+            if not storage.stage_is_done(retriever_uri(cfg)):
+                skipped[kind] = "no distilled retriever in this run"
+                continue
+            manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
+            enc = cfg.encoder.model_copy(update={"model": storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch)})
+            out.append(DenseRetriever(
+                "distilled", encoders.load_encoder(enc), cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"]
+            ))
+    return out, skipped
 
 
 def evaluate_retriever(
@@ -51,6 +81,18 @@ def evaluate_retriever(
     return result
 
 
+def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
+    """Who labelled the training questions, and how many labels training used."""
+    summary_uri = storage.join(labels_uri(cfg), "summary.json")
+    if not storage.exists(summary_uri):
+        return None
+    s = storage.read_json(summary_uri)
+    out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed")}
+    if storage.stage_is_done(ranker_uri(cfg)):
+        out["labels_used"] = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))["labels_used"]
+    return out
+
+
 def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
@@ -60,9 +102,9 @@ def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
         raise DataError(f"{collection.path}: split {cfg.data.test_split!r} has no judged questions")
     with_answers = questions.answers is not None
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    results = {
-        r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in make_retrievers(cfg, collection)
-    }
+    with tempfile.TemporaryDirectory() as scratch:
+        retrievers, skipped = make_retrievers(cfg, collection, scratch)
+        results = {r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in retrievers}
     rep = {
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
@@ -74,6 +116,8 @@ def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
         },
         "accuracy_definition": "DPR answer match in top k" if with_answers else "success@k (a judged-relevant document in top k)",
         "retrievers": results,
+        "skipped": skipped,
+        "teacher": teacher_summary(cfg),
         "validation": collection.validation.counts,
         "config": cfg.model_dump(mode="json"),
         "versions": versions(),
@@ -84,8 +128,8 @@ def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
     return path
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return job_main(__doc__, evaluate, argv)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, evaluate, argv, prog=prog)
 
 
 if __name__ == "__main__":

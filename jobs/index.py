@@ -15,7 +15,7 @@ from components.corpus import Corpus, load_corpus
 from components.embedding import embed_texts
 from components.index import MANIFEST_FILE, FaissIndex
 from components.versions import versions
-from jobs.common import init_ray, job_main
+from jobs.common import init_ray, job_main, stage
 
 
 def base_index_uri(cfg: Config) -> str:
@@ -36,10 +36,11 @@ def _up_to_date(uri: str, corpus_hash: str, encoder_fingerprint: str, cfg: Confi
     )
 
 
-def build_index(cfg: Config, corpus: Optional[Corpus] = None, uri: Optional[str] = None) -> str:
+@stage
+def build_index(cfg: Config, corpus: Optional[Corpus] = None) -> str:
     """Embed ``corpus`` (default: the configured one) and save its index; return the index URI."""
     corpus = corpus if corpus is not None else load_corpus(cfg.data.path, cfg.data.on_invalid)
-    uri = uri or base_index_uri(cfg)
+    uri = base_index_uri(cfg)
     model = encoders.load_encoder(cfg.encoder)
     identity = encoders.identity(model, cfg.encoder)
     corpus_hash = corpus.content_hash()
@@ -56,8 +57,8 @@ def build_index(cfg: Config, corpus: Optional[Corpus] = None, uri: Optional[str]
     return uri
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return job_main(__doc__, build_index, argv)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, build_index, argv, prog=prog)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from components.llm.backends import chat_stage
 from components.llm.local_server import LocalLLMServer
 from components.shard_store import ShardStore
 from jobs.candidates import build_candidates
-from jobs.common import init_ray, job_main
+from jobs.common import init_ray, job_main, stage
 
 
 def labels_uri(cfg: Config) -> str:
@@ -67,6 +67,7 @@ def teacher_name(cfg: Config) -> str:
     return LocalLLMServer.alias(cfg.labels.local)
 
 
+@stage
 def label(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Label the training questions; return the URI of ``labels.parquet``."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
@@ -103,8 +104,8 @@ def label(cfg: Config, collection: Optional[Collection] = None) -> str:
     return labels_file
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return job_main(__doc__, label, argv, llm_options=True)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, label, argv, llm_options=True, prog=prog)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The main job: every stage of a run in order, each skipped when its outputs are up to date.
 
-Today: base index → evaluation report (BM25 vs. the base dense retriever). ``RUN/manifest.json``
-records the config, package versions and each stage's status and outputs.
+index → candidates → labels (teacher LLM) → Stage 1 ranker → Stage 2 retriever → evaluation report
+comparing BM25, the base retriever, the ranker re-ranking the base top-n, and the distilled
+retriever. When the teacher yields no usable label (a tiny local model can), the training stages
+are skipped with the reason recorded and the report still compares what exists.
+``RUN/manifest.json`` records the config, package versions and each stage's status and outputs.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ from components import storage
 from components.config import Config
 from components.corpus import load_collection
 from components.versions import versions
-from jobs.common import job_main
+from jobs.common import forget_stage_outputs, job_main
 from jobs.evaluate import evaluate
+from jobs.candidates import build_candidates
 from jobs.index import build_index
+from jobs.label import label
+from jobs.train_ranker import NoUsableLabels, train_ranker
+from jobs.train_retriever import train_retriever
 
 
 def _write_manifest(cfg: Config, stages: dict[str, Any]) -> None:
@@ -28,25 +35,40 @@ def _write_manifest(cfg: Config, stages: dict[str, Any]) -> None:
 
 def run_pipeline(cfg: Config) -> str:
     """Run all stages; return the path of the report."""
+    forget_stage_outputs()
     collection = load_collection(cfg.data.path, cfg.data.on_invalid)
     if collection.validation.counts:
         print(f"data: dropped on load: {collection.validation.describe()}")
     stages: dict[str, Any] = {}
+    blocked = ""
     for name, step in (
         ("index", lambda: build_index(cfg, collection.corpus)),
+        ("candidates", lambda: build_candidates(cfg, collection)),
+        ("label", lambda: label(cfg, collection)),
+        ("ranker", lambda: train_ranker(cfg, collection)),
+        ("retriever", lambda: train_retriever(cfg, collection)),
         ("evaluate", lambda: evaluate(cfg, collection)),
     ):
+        if blocked and name in ("ranker", "retriever"):
+            stages[name] = {"status": "skipped", "reason": blocked}
+            continue
         started = time.time()
         stages[name] = {"status": "running"}
         _write_manifest(cfg, stages)
-        output = step()
+        try:
+            output = step()
+        except NoUsableLabels as e:
+            blocked = str(e)
+            stages[name] = {"status": "skipped", "reason": blocked}
+            print(f"{name}: skipped: {blocked}")
+            continue
         stages[name] = {"status": "done", "output": output, "seconds": round(time.time() - started, 1)}
         _write_manifest(cfg, stages)
     return stages["evaluate"]["output"]
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    return job_main(__doc__, run_pipeline, argv)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, run_pipeline, argv, llm_options=True, prog=prog)
 
 
 if __name__ == "__main__":

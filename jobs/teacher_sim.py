@@ -18,8 +18,8 @@ from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, Tea
 from jobs.common import run_guarded
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="demo", help="BEIR collection whose answers/qrels the oracle knows")
     parser.add_argument("--split", default="train", help="qrels split used where the collection has no answers")
     parser.add_argument("--port", type=int, default=8001)

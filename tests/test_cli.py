@@ -13,19 +13,32 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("module", ["jobs.index", "jobs.evaluate", "jobs.pipeline", "jobs.cli"])
-def test_every_job_has_help(module):
-    out = _run("-m", module, "--help")
+STAGES = ["index", "candidates", "label", "train_ranker", "train_retriever", "evaluate", "pipeline"]
+
+
+@pytest.mark.parametrize("module", STAGES)
+def test_every_stage_has_help_with_the_shared_options(module):
+    out = _run("-m", f"jobs.{module}", "--help")
     assert out.returncode == 0, out.stderr
-    assert "usage:" in out.stdout
-    if module != "jobs.cli":
-        assert "--config FILE" in out.stdout and "--set KEY=VALUE" in out.stdout
+    assert "usage:" in out.stdout and "--config FILE" in out.stdout and "--set KEY=VALUE" in out.stdout
 
 
-def test_cli_lists_subcommands():
+def test_cli_lists_every_command_and_dispatches_to_the_same_job():
+    from jobs.cli import COMMANDS
+
     out = _run("-m", "jobs.cli", "--help")
-    for command in ("run", "index", "evaluate"):
-        assert command in out.stdout
+    assert out.returncode == 0
+    for command in COMMANDS:
+        assert f"  {command} " in out.stdout
+    assert set(STAGES) <= set(COMMANDS.values())
+    same = _run("-m", "jobs.cli", "label", "--help")
+    assert same.stdout.startswith("usage: idistill label")
+    assert same.stdout.split("\n\n", 1)[1] == _run("-m", "jobs.label", "--help").stdout.split("\n\n", 1)[1]
+    assert "--llm-url URL" in same.stdout
+    sim = _run("-m", "jobs.cli", "teacher-sim", "--help")
+    assert "--error-rate" in sim.stdout and "--noise" in sim.stdout
+    unknown = _run("-m", "jobs.cli", "distil")
+    assert unknown.returncode == 2 and "unknown command 'distil'" in unknown.stderr
 
 
 def test_config_error_is_one_clear_line_not_a_traceback(tmp_path):

@@ -1,0 +1,128 @@
+"""Training throughput: our Ray Train stages vs. sentence-transformers' own trainers on the same
+model, data, batch size and sequence length (one worker using every CPU; one run each).
+
+    pip install -e ".[bench]"
+    python benchmarks/train_throughput.py [--questions 64] [--candidates 10]
+
+Stage 1: our ListMLE cross-encoder loop vs. ``CrossEncoderTrainer`` with ``ListMLELoss``
+(respect_input_order). Stage 2: our KL loop (query encoder over frozen passage vectors) vs.
+``SentenceTransformerTrainer`` with ``DistillKLDivLoss``, which also encodes the passages: the
+ratio there includes that design difference, not only overhead. Throughput is questions/s of
+training after start-up (Ray Train's worker start-up is printed separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from components import encoders
+from components.config import EncoderConfig, IndexConfig
+from components.corpus import load_collection
+from components.index import FaissIndex
+from components.training import fit, ranker_loop, retriever_loop
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--questions", type=int, default=64)
+    parser.add_argument("--candidates", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=8, help="questions per step")
+    parser.add_argument("--max-seq-length", type=int, default=128)
+    args = parser.parse_args()
+
+    import ray
+    import torch
+    from datasets import Dataset
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers.cross_encoder import CrossEncoderTrainer, CrossEncoderTrainingArguments
+    from sentence_transformers.cross_encoder.losses import ListMLELoss
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.losses import DistillKLDivLoss
+
+    col = load_collection("demo")
+    split = col.split("train")
+    cfg = EncoderConfig()
+    base = encoders.load_encoder(cfg)
+    index = FaissIndex.build(encoders.encode(base, col.corpus.passages(), cfg), col.corpus.ids, IndexConfig(),
+                             encoders.identity(base, cfg), "bench")
+    questions = (split.questions.texts * 10)[: args.questions]
+    ids, scores = index.search(encoders.encode(base, questions, cfg), args.candidates)
+    passages = dict(zip(col.corpus.ids, col.corpus.passages()))
+    n = args.candidates
+    print(f"{args.questions} questions x {n} candidates, batch {args.batch} questions, max_seq_length "
+          f"{args.max_seq_length}, torch threads {torch.get_num_threads()}, 1 epoch")
+
+    # Stage 1 -------------------------------------------------------------------------------
+    with tempfile.TemporaryDirectory() as out:
+        model = CrossEncoder(encoders.resolve_model(MODEL), num_labels=1, max_length=args.max_seq_length)
+        data = Dataset.from_dict({"query": questions, "docs": [[passages[d] for d in row] for row in ids],
+                                  "labels": [list(range(n, 0, -1)) for _ in ids]})
+        trainer = CrossEncoderTrainer(
+            model=model, train_dataset=data, loss=ListMLELoss(model, respect_input_order=True),
+            args=CrossEncoderTrainingArguments(output_dir=out, per_device_train_batch_size=args.batch, num_train_epochs=1,
+                                               learning_rate=3e-5, save_strategy="no", report_to=[], logging_steps=1000,
+                                               use_cpu=True, dataloader_num_workers=0),
+        )
+        start = time.perf_counter()
+        trainer.train()
+        st_stage1 = args.questions / (time.perf_counter() - start)
+
+    ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
+    rows1 = [{"question": q, "passages": [passages[d] for d in row]} for q, row in zip(questions, ids)]
+    conf1 = {"backbone": MODEL, "lr": 3e-5, "epochs": 1, "batch_questions": args.batch, "max_seq_length": args.max_seq_length,
+             "warmup_ratio": 0.0, "listmle_top_k": None, "seed": 0}
+    with tempfile.TemporaryDirectory() as storage:
+        # Twice: the first run pays worker start-up and model loading; the difference is training.
+        t_small = _timed_fit(ranker_loop, rows1[: args.batch * 2], conf1, storage, "s1-small")
+        t_full = _timed_fit(ranker_loop, rows1, conf1, storage, "s1-full")
+    ours_stage1 = (len(rows1) - args.batch * 2) / (t_full - t_small)
+    print(f"Stage 1 ListMLE: ours {ours_stage1:.2f} q/s, sentence-transformers {st_stage1:.2f} q/s, "
+          f"ratio {ours_stage1 / st_stage1:.2f} (ours end to end incl. Ray Train start-up: {len(rows1) / t_full:.2f} q/s)")
+
+    # Stage 2 -------------------------------------------------------------------------------
+    teacher = [list(np.asarray(s, np.float32)) for s in scores]
+    rows2 = [{"question": q, "passage_emb": index.vectors(row), "ranker_scores": np.asarray(s, np.float32),
+              "mask": np.ones(n, bool)} for q, row, s in zip(questions, ids, teacher)]
+    conf2 = {"model": MODEL, "lr": 5e-6, "epochs": 1, "batch_questions": args.batch, "max_seq_length": 64,
+             "tau_ranker": 1.0, "tau_retriever": 0.05, "warmup_ratio": 0.0, "seed": 0}
+    with tempfile.TemporaryDirectory() as storage:
+        t_small = _timed_fit(retriever_loop, rows2[: args.batch * 2], conf2, storage, "s2-small")
+        t_full = _timed_fit(retriever_loop, rows2, conf2, storage, "s2-full")
+    ours_stage2 = (len(rows2) - args.batch * 2) / (t_full - t_small)
+    ray.shutdown()
+    with tempfile.TemporaryDirectory() as out:
+        st = SentenceTransformer(encoders.resolve_model(MODEL))
+        st.max_seq_length = args.max_seq_length
+        cols = {"query": questions}
+        for j in range(n):
+            cols[f"passage_{j}"] = [passages[row[j]] for row in ids]
+        cols["label"] = [json.loads(json.dumps([float(x) for x in s])) for s in teacher]
+        trainer = SentenceTransformerTrainer(
+            model=st, train_dataset=Dataset.from_dict(cols), loss=DistillKLDivLoss(st),
+            args=SentenceTransformerTrainingArguments(output_dir=out, per_device_train_batch_size=args.batch,
+                                                      num_train_epochs=1, learning_rate=5e-6, save_strategy="no",
+                                                      report_to=[], logging_steps=1000, use_cpu=True),
+        )
+        start = time.perf_counter()
+        trainer.train()
+        st_stage2 = args.questions / (time.perf_counter() - start)
+    print(f"Stage 2 KL: ours {ours_stage2:.2f} q/s (query side only), sentence-transformers DistillKLDivLoss "
+          f"{st_stage2:.2f} q/s (encodes passages too), ratio {ours_stage2 / st_stage2:.2f}")
+
+
+def _timed_fit(loop, rows, config, storage: str, name: str) -> float:
+    start = time.perf_counter()
+    fit(loop, rows, config, 1, False, None, 0, storage, name)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""Training objectives, one module each, formula in the docstring: ``listmle`` (Stage 1, the
+ranker learns the LLM's permutations) and ``kl`` (Stage 2, the retriever matches the ranker)."""
+
+from components.losses.kl import distill_kl_loss
+from components.losses.listmle import listmle_loss
+
+__all__ = ["distill_kl_loss", "listmle_loss"]

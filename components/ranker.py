@@ -1,0 +1,120 @@
+"""The Stage 1 ranker: a cross-encoder that scores (question, passage) pairs jointly.
+
+Built from any encoder backbone (default: the packaged MiniLM) with a one-logit head, and saved as
+a plain Hugging Face sequence-classification directory, which ``sentence_transformers.CrossEncoder``
+loads as it is. Scoring large candidate sets runs as a Ray Data actor pool, like embedding.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from components import encoders
+
+
+def load_ranker(path: str, device: str = "auto") -> tuple[Any, Any]:
+    """(model, tokenizer) for a backbone or a trained ranker directory, in eval mode."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    source = encoders.resolve_model(path)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a fresh backbone's "newly initialized head" notice is expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    return model.to(encoders.resolve_device(device)).eval(), tokenizer
+
+
+def pair_logits(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
+    """One logit per (question, passage) pair; gradients flow (used in training and scoring)."""
+    features = tokenizer(
+        list(questions), list(passages), truncation="only_second", max_length=max_length, padding=True, return_tensors="pt"
+    )
+    device = next(model.parameters()).device
+    return model(**{k: v.to(device) for k, v in features.items()}).logits.squeeze(-1)
+
+
+def score_pairs(
+    model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int, batch_size: int
+) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(questions), batch_size):
+            logits = pair_logits(
+                model, tokenizer, questions[start : start + batch_size], passages[start : start + batch_size], max_length
+            )
+            out.append(logits.float().cpu().numpy().reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+class _ScoreActor:
+    def __init__(self, path: str, max_length: int, batch_size: int) -> None:
+        self.model, self.tokenizer = load_ranker(path)
+        self.max_length, self.batch_size = max_length, batch_size
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        scores = score_pairs(
+            self.model, self.tokenizer, [str(q) for q in batch["question"]], [str(p) for p in batch["passage"]],
+            self.max_length, self.batch_size,
+        )
+        return {"row": batch["row"], "score": scores}
+
+
+def score_with_ray(
+    questions: Sequence[str], passages: Sequence[str], path: str, max_length: int, batch_size: int, actors: int, use_gpu: bool
+) -> np.ndarray:
+    """Ranker scores for many pairs through a Ray Data actor pool; element i scores pair i."""
+    import ray
+
+    rows = [{"row": i, "question": q, "passage": p} for i, (q, p) in enumerate(zip(questions, passages))]
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 4)))
+    scored = ds.map_batches(
+        _ScoreActor,
+        fn_constructor_kwargs={"path": path, "max_length": max_length, "batch_size": batch_size},
+        batch_size=batch_size * 4,
+        batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
+        num_cpus=1,
+        num_gpus=1 if use_gpu else 0,
+    )
+    out = np.empty(len(rows), dtype=np.float32)
+    for batch in scored.iter_batches(batch_size=4096, batch_format="numpy"):
+        out[batch["row"]] = batch["score"]
+    return out
+
+
+class RerankRetriever:
+    """A first-stage retriever's top ``depth`` re-ordered by the ranker; deeper ranks keep their order."""
+
+    def __init__(
+        self, name: str, first: Any, passage_of: Callable[[str], str], model: Any, tokenizer: Any,
+        depth: int, max_length: int, batch_size: int,
+    ) -> None:
+        self.name, self.first, self.passage_of, self.model, self.tokenizer = name, first, passage_of, model, tokenizer
+        self.depth, self.max_length, self.batch_size = depth, max_length, batch_size
+
+    def search(self, questions: Sequence[str], k: int) -> Any:
+        from components.retrieval import Hits
+
+        hits = self.first.search(questions, max(k, self.depth))
+        qs = [q for q, ids in zip(questions, hits.ids) for _ in ids[: self.depth]]
+        passages = [self.passage_of(d) for ids in hits.ids for d in ids[: self.depth]]
+        scores = score_pairs(self.model, self.tokenizer, qs, passages, self.max_length, self.batch_size)
+        out_ids, out_scores, at = [], [], 0
+        for ids in hits.ids:
+            head = ids[: self.depth]
+            s = scores[at : at + len(head)]
+            at += len(head)
+            order = np.argsort(-s, kind="stable")
+            out_ids.append(([head[i] for i in order] + ids[self.depth :])[:k])
+            # deeper ranks sit below every re-ranked one
+            tail = [float(s.min()) - 1 - r for r in range(len(ids) - len(head))] if len(head) else []
+            out_scores.append(([float(s[i]) for i in order] + tail)[:k])
+        return Hits(out_ids, out_scores)

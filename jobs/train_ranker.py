@@ -1,0 +1,90 @@
+"""Stage 1: train the cross-encoder ranker on the teacher's permutations with ListMLE (Ray Train).
+
+Uses labels whose status is ``complete`` or ``repaired``; ``unusable`` and ``failed`` ones are
+excluded. Writes ``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``),
+``losses.jsonl`` and a manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
+so a killed worker resumes from the last one.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from components import storage
+from components.config import Config
+from components.corpus import Collection, load_collection
+from components.embedding import cluster_has_gpu
+from components.errors import DataError
+from components.training import LOSSES_FILE, MODEL_DIR, fit, ranker_loop
+from jobs.common import init_ray, job_main, stage
+from jobs.label import label
+
+USABLE = ("complete", "repaired")
+
+
+class NoUsableLabels(DataError):
+    """The teacher produced no label that training may use."""
+
+
+def ranker_uri(cfg: Config) -> str:
+    return storage.join(cfg.run_dir, "ranker")
+
+
+def checkpoint_root(cfg: Config, stage: str) -> str:
+    """Ray Train's storage_path: an absolute local path or the s3:// URI."""
+    uri = storage.join(cfg.run_dir, stage, "checkpoints")
+    return uri if storage.is_remote(uri) else storage.filesystem(uri)[1]
+
+
+def use_gpu(cfg: Config) -> bool:
+    return cluster_has_gpu() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
+
+
+def save_trained(checkpoint: Any, out_dir: str, inputs: dict[str, Any], **details: Any) -> str:
+    """Copy the final checkpoint's model and loss curve into the run directory, manifest last."""
+    with tempfile.TemporaryDirectory() as scratch:
+        local = checkpoint.to_directory(scratch)
+        storage.put_dir(f"{local}/{MODEL_DIR}", storage.join(out_dir, MODEL_DIR))
+        storage.write_bytes(storage.join(out_dir, LOSSES_FILE), Path(local, LOSSES_FILE).read_bytes())
+    storage.mark_stage_done(out_dir, inputs, **details)
+    return storage.join(out_dir, MODEL_DIR)
+
+
+@stage
+def train_ranker(cfg: Config, collection: Optional[Collection] = None) -> str:
+    """Label if needed, then train the ranker; return the URI of the saved model."""
+    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
+    labels = storage.read_parquet(label(cfg, collection)).to_pylist()
+    usable = [r for r in labels if r["status"] in USABLE]
+    if not usable:
+        counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
+        raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
+    rc = cfg.train.ranker
+    inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
+              "train": rc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    out = ranker_uri(cfg)
+    if storage.stage_is_current(out, inputs):
+        print(f"ranker: up to date at {out}, skipping")
+        return storage.join(out, MODEL_DIR)
+    init_ray(cfg.ray)
+    checkpoint = fit(
+        ranker_loop, rows, {**rc.model_dump(), "seed": cfg.seed},
+        cfg.train.num_workers, use_gpu(cfg), cfg.train.cpus_per_worker, cfg.train.max_failures,
+        checkpoint_root(cfg, "ranker"), f"ranker-{storage.content_hash(inputs)[:12]}",
+    )
+    model = save_trained(checkpoint, out, inputs, labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"])
+    print(f"ranker: trained on {len(rows)} of {len(labels)} labels → {model}")
+    return model
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, train_ranker, argv, llm_options=True, prog=prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+import itertools
+import math
+
+import pytest
+import torch
+
+from components.losses import distill_kl_loss, listmle_loss
+
+
+def _plackett_luce_nll(scores: list[float]) -> float:
+    """Brute force: -log P(order) with P = prod_i exp(s_i) / sum_{j>=i} exp(s_j)."""
+    nll = 0.0
+    for i in range(len(scores)):
+        nll -= scores[i] - math.log(sum(math.exp(s) for s in scores[i:]))
+    return nll
+
+
+def test_listmle_by_hand():
+    # Scores [2, 1, 0] in teacher order: -(2 - log(e^2+e^1+e^0)) - (1 - log(e^1+e^0)) - 0
+    expected = -(2 - math.log(math.e**2 + math.e + 1)) - (1 - math.log(math.e + 1))
+    assert listmle_loss(torch.tensor([[2.0, 1.0, 0.0]])).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_listmle_matches_brute_force_and_is_a_distribution_over_permutations():
+    s = torch.tensor([0.3, -1.2, 2.0, 0.7])
+    total = 0.0
+    for perm in itertools.permutations(range(4)):
+        ordered = s[list(perm)]
+        loss = listmle_loss(ordered[None, :]).item()
+        assert loss == pytest.approx(_plackett_luce_nll(ordered.tolist()), rel=1e-5)
+        total += math.exp(-loss)
+    assert total == pytest.approx(1.0, rel=1e-5)  # Plackett-Luce probabilities sum to one
+
+
+def test_listmle_prefers_scores_agreeing_with_the_order():
+    assert listmle_loss(torch.tensor([[3.0, 2.0, 1.0]])) < listmle_loss(torch.tensor([[1.0, 2.0, 3.0]]))
+
+
+def test_listmle_mask_equals_the_shorter_list():
+    padded = torch.tensor([[1.5, 0.2, -0.3, 9.0, 9.0], [0.1, 0.4, 2.0, -1.0, 0.5]])
+    mask = torch.tensor([[True, True, True, False, False], [True] * 5])
+    batch = listmle_loss(padded, mask).item()
+    expected = (_plackett_luce_nll([1.5, 0.2, -0.3]) + _plackett_luce_nll([0.1, 0.4, 2.0, -1.0, 0.5])) / 2
+    assert batch == pytest.approx(expected, rel=1e-5)
+
+
+def test_top_k_listmle_keeps_the_first_terms_only():
+    s = [0.3, -1.2, 2.0, 0.7]
+    full = [-(s[i] - math.log(sum(math.exp(x) for x in s[i:]))) for i in range(4)]
+    assert listmle_loss(torch.tensor([s]), top_k=2).item() == pytest.approx(full[0] + full[1], rel=1e-6)
+    assert listmle_loss(torch.tensor([s]), top_k=10).item() == pytest.approx(sum(full), rel=1e-6)
+
+
+def test_listmle_gradient_flows():
+    s = torch.tensor([[0.0, 0.0, 0.0]], requires_grad=True)
+    listmle_loss(s).backward()
+    assert s.grad[0, 0] < 0 < s.grad[0, 2]  # raise the first, lower the last
+
+
+def test_kl_by_hand():
+    r, q = torch.tensor([[math.log(3.0), 0.0]]), torch.tensor([[0.0, 0.0]])
+    # P = [0.75, 0.25], Q = [0.5, 0.5]
+    expected = 0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5)
+    assert distill_kl_loss(q, r).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_kl_temperatures_and_zero_at_match():
+    r = torch.tensor([[2.0, 1.0, 0.0]])
+    assert distill_kl_loss(r * 0.5, r, tau_retriever=0.5, tau_ranker=1.0).item() == pytest.approx(0.0, abs=1e-6)
+    # Sharper teacher (lower tau_ranker) → larger divergence from a flat student.
+    flat = torch.zeros(1, 3)
+    assert distill_kl_loss(flat, r, tau_ranker=0.1) > distill_kl_loss(flat, r, tau_ranker=1.0)
+
+
+def test_kl_mask_and_ranker_is_not_trained():
+    q = torch.tensor([[0.2, 0.1, 5.0]], requires_grad=True)
+    r = torch.tensor([[1.0, 0.0, -7.0]], requires_grad=True)
+    mask = torch.tensor([[True, True, False]])
+    loss = distill_kl_loss(q, r, mask=mask)
+    p = torch.softmax(torch.tensor([1.0, 0.0]), 0)
+    qq = torch.softmax(torch.tensor([0.2, 0.1]), 0)
+    assert loss.item() == pytest.approx(float((p * (p.log() - qq.log())).sum()), rel=1e-5)
+    loss.backward()
+    assert r.grad is None and q.grad[0, 2] == 0

@@ -1,0 +1,127 @@
+"""Ray Train on CPU workers: data-parallel equivalence, fault tolerance, and the whole pipeline
+with the simulated teacher. Marked ``slow`` (each fit pays Ray Train's start-up)."""
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components import encoders
+from components.config import EncoderConfig, load_config
+from components.corpus import load_collection
+from components.index import FaissIndex
+from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+from components.training import LOSSES_FILE, fit, retriever_loop
+from jobs.pipeline import run_pipeline
+
+pytestmark = pytest.mark.slow
+DEMO = load_collection("demo")
+
+
+@pytest.fixture(scope="module")
+def stage2_rows(minilm):
+    """Real Stage 2 rows: demo training questions, the base encoder's top-8 candidates and their
+    vectors, and oracle ranker scores (1 for the gold passage)."""
+    split = DEMO.split("train")
+    cfg = EncoderConfig()
+    vecs = encoders.encode(minilm, DEMO.corpus.passages(), cfg)
+    index = FaissIndex.build(vecs, DEMO.corpus.ids, load_config().index, encoders.identity(minilm, cfg), "h")
+    qvecs = encoders.encode(minilm, split.questions.texts, cfg)
+    ids, _ = index.search(qvecs, 8)
+    rows = []
+    for qid, question, cands in zip(split.questions.ids, split.questions.texts, ids):
+        gold = split.qrels[qid]
+        rows.append({"question": question, "passage_emb": index.vectors(cands),
+                     "ranker_scores": np.array([5.0 if d in gold else 0.0 for d in cands], np.float32),
+                     "mask": np.ones(len(cands), bool)})
+    return rows[:64]
+
+
+def _config(**kw):
+    base = {"model": "sentence-transformers/all-MiniLM-L6-v2", "lr": 2e-5, "epochs": 2, "batch_questions": 8,
+            "max_seq_length": 32, "tau_ranker": 1.0, "tau_retriever": 0.05, "warmup_ratio": 0.0, "seed": 0}
+    return {**base, **kw}
+
+
+def _losses(checkpoint) -> list[dict]:
+    with checkpoint.as_directory() as d:
+        return [json.loads(line) for line in Path(d, LOSSES_FILE).read_text().splitlines()]
+
+
+def test_two_workers_follow_the_same_loss_curve_as_one(ray_cluster, stage2_rows, tmp_path):
+    one = _losses(fit(retriever_loop, stage2_rows, _config(), 1, False, 1, 0, str(tmp_path), "one"))
+    # Same global batch: two workers with half the questions each per step.
+    two = _losses(fit(retriever_loop, stage2_rows, _config(batch_questions=4), 2, False, 1, 0, str(tmp_path), "two"))
+    assert len(one) == len(two) == 2 * 64 // 8
+    by_epoch = lambda ls, e: np.mean([x["loss"] for x in ls if x["epoch"] == e])  # noqa: E731
+    for curve in (one, two):
+        assert by_epoch(curve, 1) < by_epoch(curve, 0)  # both learn
+    # Gradients are averaged across workers, so the curves agree up to batch noise.
+    assert by_epoch(two, 1) == pytest.approx(by_epoch(one, 1), rel=0.25)
+
+
+def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, stage2_rows, tmp_path):
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(
+        ckpt=fit(retriever_loop, stage2_rows, _config(epochs=3, batch_questions=4), 1, False, 1, 2, str(tmp_path), "killed")
+    ))
+    runner.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list((tmp_path / "killed").glob("checkpoint_*")):
+        time.sleep(0.2)
+    from ray.util.state import list_actors
+
+    workers = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "RayTrainWorker" in a.class_name]
+    assert workers, "a Ray Train worker should be running"
+    os.kill(workers[0].pid, signal.SIGKILL)
+    runner.join(timeout=600)
+    losses = _losses(result["ckpt"])
+    assert [x["step"] for x in losses] == list(range(1, 3 * 16 + 1))  # every step once: nothing redone twice
+    first = {x["pid"] for x in losses if x["epoch"] == 0}
+    last = {x["pid"] for x in losses if x["epoch"] == 2}
+    assert len(first) == 1 and first != last  # a new worker finished what the killed one started
+
+
+def _sim(**settings):
+    return SimulatorServer(TeacherSimulator(Oracle(DEMO, DEMO.split("train").qrels), SimSettings(**settings)))
+
+
+SMALL = ["labels.max_questions=24", "labels.num_candidates=5", "train.ranker.max_seq_length=64",
+         "train.ranker.epochs=1", "train.ranker.batch_questions=4", "train.retriever.batch_questions=8"]
+
+
+def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes(ray_cluster, tmp_path):
+    with _sim() as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL])
+        report = json.loads(Path(run_pipeline(cfg)).read_text())
+        assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled"}
+        assert report["teacher"]["teacher"] == "teacher-sim" and report["teacher"]["labels_used"] == 24
+        stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
+        assert all(s["status"] == "done" for s in stages.values())
+        assert (tmp_path / "ranker" / "model" / "config.json").exists()
+        from sentence_transformers import CrossEncoder, SentenceTransformer
+
+        assert CrossEncoder(str(tmp_path / "ranker" / "model")).predict([("q", "p")]).shape == (1,)
+        assert SentenceTransformer(str(tmp_path / "retriever" / "model")).encode(["q"]).shape == (1, 384)
+
+        paid = sim.sim.stats["answered"]
+        model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns
+        run_pipeline(cfg)  # a rerun trains nothing and calls nobody
+        assert sim.sim.stats["answered"] == paid
+        assert (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns == model_time
+
+
+def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster, tmp_path):
+    with _sim(malformed_rate=1.0) as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL])
+        report = json.loads(Path(run_pipeline(cfg)).read_text())
+    assert set(report["retrievers"]) == {"bm25", "base-minilm"}
+    assert report["skipped"] == {"ranker": "no trained ranker in this run", "distilled": "no distilled retriever in this run"}
+    stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
+    assert stages["ranker"]["status"] == stages["retriever"]["status"] == "skipped"
+    assert "no usable teacher labels" in stages["ranker"]["reason"]
