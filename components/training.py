@@ -110,7 +110,8 @@ def epoch_loop(config: dict[str, Any], stage: Stage) -> None:
 
     torch.manual_seed(config["seed"])
     torch.set_num_threads(config["cpus_per_worker"])  # Ray pins OMP threads to 1 otherwise
-    model = ray.train.torch.prepare_model(stage.build())
+    # Some backbone weights take no part in a stage's loss (a BERT pooler under mean pooling).
+    model = ray.train.torch.prepare_model(stage.build(), parallel_strategy_kwargs={"find_unused_parameters": True})
     optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"])
     steps_per_epoch, epochs = config["steps_per_epoch"], config["epochs"]
     total = max(1, steps_per_epoch * epochs)
