@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from components import storage
 from components.config import Config
@@ -43,8 +43,19 @@ def use_gpu(cfg: Config) -> bool:
     return cluster_has_gpu() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
 
 
-def save_trained(checkpoint: Any, out_dir: str, inputs: dict[str, Any], **details: Any) -> str:
-    """Copy the final checkpoint's model and loss curve into the run directory, manifest last."""
+def train_stage(
+    cfg: Config, stage_name: str, loop: Callable[[dict[str, Any]], None], rows: list[dict[str, Any]],
+    loop_config: dict[str, Any], inputs: dict[str, Any], **details: Any,
+) -> str:
+    """Fit ``loop`` on Ray Train with the run's scaling and fault settings, then copy the final
+    model and loss curve into ``RUN/<stage_name>/`` (manifest last); return the model's URI."""
+    init_ray(cfg.ray)
+    t = cfg.train
+    checkpoint = fit(
+        loop, rows, {**loop_config, "seed": cfg.seed}, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
+        checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}",
+    )
+    out_dir = storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:
         local = checkpoint.to_directory(scratch)
         storage.put_dir(f"{local}/{MODEL_DIR}", storage.join(out_dir, MODEL_DIR))
@@ -71,13 +82,10 @@ def train_ranker(cfg: Config, collection: Optional[Collection] = None) -> str:
     if storage.stage_is_current(out, inputs):
         print(f"ranker: up to date at {out}, skipping")
         return storage.join(out, MODEL_DIR)
-    init_ray(cfg.ray)
-    checkpoint = fit(
-        ranker_loop, rows, {**rc.model_dump(), "seed": cfg.seed},
-        cfg.train.num_workers, use_gpu(cfg), cfg.train.cpus_per_worker, cfg.train.max_failures,
-        checkpoint_root(cfg, "ranker"), f"ranker-{storage.content_hash(inputs)[:12]}",
+    model = train_stage(
+        cfg, "ranker", ranker_loop, rows, rc.model_dump(), inputs,
+        labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"],
     )
-    model = save_trained(checkpoint, out, inputs, labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"])
     print(f"ranker: trained on {len(rows)} of {len(labels)} labels → {model}")
     return model
 

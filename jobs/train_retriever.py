@@ -21,11 +21,11 @@ from components.config import Config
 from components.corpus import Collection, load_collection
 from components.index import FaissIndex
 from components.ranker import score_with_ray
-from components.training import MODEL_DIR, fit, retriever_loop
+from components.training import MODEL_DIR, retriever_loop
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
 from jobs.index import base_index_uri
-from jobs.train_ranker import checkpoint_root, ranker_uri, save_trained, train_ranker, use_gpu
+from jobs.train_ranker import ranker_uri, train_ranker, train_stage, use_gpu
 
 
 def retriever_uri(cfg: Config) -> str:
@@ -85,13 +85,10 @@ def train_retriever(cfg: Config, collection: Optional[Collection] = None) -> str
     if storage.stage_is_current(out, inputs):
         print(f"retriever: up to date at {out}, skipping")
         return storage.join(out, MODEL_DIR)
-    init_ray(cfg.ray)
-    checkpoint = fit(
-        retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model, "seed": cfg.seed},
-        cfg.train.num_workers, use_gpu(cfg), cfg.train.cpus_per_worker, cfg.train.max_failures,
-        checkpoint_root(cfg, "retriever"), f"retriever-{storage.content_hash(inputs)[:12]}",
+    model = train_stage(
+        cfg, "retriever", retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs,
+        document_encoder=index.manifest["encoder"], questions=len(rows),
     )
-    model = save_trained(checkpoint, out, inputs, document_encoder=index.manifest["encoder"], questions=len(rows))
     print(f"retriever: query encoder distilled on {len(rows)} questions → {model}")
     return model
 
