@@ -13,14 +13,15 @@ import pytest
 
 from components import encoders
 from components.config import EncoderConfig, IndexConfig, RayConfig, load_config
-from components.corpus import load_corpus
+from components.corpus import load_collection, load_corpus
 from components.embedding import embed_texts
 from components.errors import ArtifactMismatchError
 from components.index import FaissIndex
+from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from components.retrieval import DenseRetriever
 from jobs import cli
 from jobs.index import build_index
-from jobs.pipeline import run_pipeline
+from jobs.evaluate import evaluate
 from tests.conftest import dataset_subset
 
 pytestmark = pytest.mark.slow
@@ -49,11 +50,15 @@ def test_dense_retriever_refuses_index_of_another_model(minilm):
 
 
 def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, capsys):
-    assert cli.main(["run", "--run-dir", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
-    assert f"report: {tmp_path}/report/report.json" in printed
-    report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert set(report["retrievers"]) == {"bm25", "base-minilm"}
+    oracle = Oracle(load_collection("demo"), load_collection("demo").split("train").qrels)
+    with SimulatorServer(TeacherSimulator(oracle, SimSettings())) as sim:
+        args = ["run", "--run-dir", str(tmp_path), "--llm-url", sim.base_url, "--set", "labels.max_questions=16",
+                "--set", "labels.num_candidates=5", "--set", "train.ranker.max_seq_length=64", "--set", "train.ranker.epochs=1"]
+        assert cli.main(args) == 0
+        printed = capsys.readouterr().out
+        assert f"report: {tmp_path}/report/report.json" in printed
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled"}
     for row in report["retrievers"].values():
         assert set(row["top_k_accuracy"]) >= {"1", "5", "20", "100"}
         accs = [row["top_k_accuracy"][k] for k in ("1", "5", "20", "100")]
@@ -62,22 +67,25 @@ def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, caps
     assert report["dataset"]["name"] == "demo" and report["dataset"]["split"] == "test"
     assert report["dataset"]["questions"] > 0 and report["versions"]["ray"].startswith("2.60")
     assert (tmp_path / "report" / "report.md").read_text().count("| bm25 |") == 1
-    assert (tmp_path / "report" / "topk.png").read_bytes()[:4] == b"\x89PNG"
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert [s["status"] for s in manifest["stages"].values()] == ["done", "done"]
+        assert (tmp_path / "report" / "topk.png").read_bytes()[:4] == b"\x89PNG"
+        manifest = json.loads((tmp_path / "manifest.json").read_text())
+        assert list(manifest["stages"]) == ["index", "candidates", "label", "ranker", "retriever", "evaluate"]
+        assert {s["status"] for s in manifest["stages"].values()} == {"done"}
 
-    # A rerun reuses the index: nothing is re-embedded.
-    before = (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns
-    assert cli.main(["run", "--run-dir", str(tmp_path)]) == 0
-    assert "index: up to date" in capsys.readouterr().out
-    assert (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns == before
+        # A rerun reuses the index: nothing is re-embedded.
+        before = (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns
+        assert cli.main(args) == 0
+        assert "index: up to date" in capsys.readouterr().out
+        assert (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns == before
 
 
 def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
     """Index a real collection subset: MiniLM's top-20 success must beat BM25 or trail by < 0.05."""
     sub = dataset_subset("cranfield", tmp_path / "cranfield-500", 500)
-    cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"data.path={sub}", "eval.ks=[1, 10, 20]"])
-    report = json.loads(Path(run_pipeline(cfg)).read_text())
+    cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"data.path={sub}", "eval.ks=[1, 10, 20]",
+                             "eval.retrievers=[bm25, base]"])
+    build_index(cfg)
+    report = json.loads(Path(evaluate(cfg)).read_text())
     bm25, dense = report["retrievers"]["bm25"], report["retrievers"]["base-minilm"]
     assert dense["top_k_accuracy"]["20"] >= bm25["top_k_accuracy"]["20"] - 0.05
     assert dense["ndcg@10"] > 0.2 and bm25["ndcg@10"] > 0.2
