@@ -18,6 +18,7 @@ from components.errors import ConfigError
 from components.llm.backends import BATCHES_IN_FLIGHT_PER_ACTOR, vllm_processor_config, vllm_stage
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from jobs.candidates import build_candidates
+from jobs.common import forget_stage_outputs
 from jobs.label import label
 from tests.conftest import dataset_subset
 
@@ -53,6 +54,7 @@ def test_faulty_teacher_every_question_accounted_for(ray_cluster, tmp_path):
         assert all(r["error"] for r in rows if r["status"] == "failed")
         assert summary["teacher"] == "teacher-sim"
 
+        forget_stage_outputs()  # as a new job would
         label(cfg)  # rerun: nothing is paid twice
         assert sim.sim.stats["answered"] == stats["answered"]
         assert json.loads((tmp_path / "labels" / "summary.json").read_text())["calls_sent"] == summary["failed_calls"]
@@ -106,6 +108,7 @@ def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
     assert all(r["tokens_in"] > 0 and r["tokens_out"] > 0 and r["model"].startswith("smollm2") for r in rows)
     assert all(sorted(r["permutation"]) == list(range(5)) for r in rows)
 
+    forget_stage_outputs()  # as a new job would
     label(cfg)  # everything cached: the server is not even started
     out = capsys.readouterr().out
     assert "teacher: local llama.cpp" not in out and "0 calls sent (3 cached)" in out
