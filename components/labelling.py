@@ -9,19 +9,18 @@ labels (``RUN/labels/labels.parquet``) are derived from the cache, one row per q
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
+from components import call_cache
+from components.call_cache import Call, Send
 from components.config import LabelConfig
 from components.llm import prompts
 from components.llm.permutation import parse_permutation
 from components.llm.windows import apply_window, window_spans, worst
 from components.shard_store import ShardStore
-
-Send = Callable[[list[dict[str, Any]]], Iterable[Any]]
 
 
 @dataclass
@@ -84,39 +83,28 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
     """Rank every task through its windows, bottom-up, one round of calls at a time."""
     stats = RunStats()
     started = time.monotonic()
-    cache = {k: r for k, r in store.latest().items() if r["ok"]}
+    cache = call_cache.cached_replies(store)
     spans = {t.question_id: window_spans(len(t.candidate_ids), cfg.window, cfg.step) for t in tasks}
     rounds = max((len(s) for s in spans.values()), default=0)
     for r in range(rounds):
         active = [t for t in tasks if r < len(spans[t.question_id]) and not t.error]
-        calls: dict[str, tuple[LabelTask, tuple[int, int], str]] = {}  # request id → (task, span, prompt hash)
-        requests: list[dict[str, Any]] = []
+        calls: dict[str, tuple[LabelTask, tuple[int, int], Call]] = {}
         for t in active:
             span = spans[t.question_id][r]
-            messages = _messages(t, span, cfg)
-            h = prompts.prompt_hash(messages)
+            call = Call(t.question_id, _messages(t, span, cfg), _max_tokens(span[1] - span[0]))
             if r == 0:
-                t.prompt_hash = h if len(spans[t.question_id]) == 1 else prompts.prompt_hash(
-                    messages + [{"role": "schedule", "content": f"window={cfg.window},step={cfg.step}"}]
+                t.prompt_hash = call.prompt_hash if len(spans[t.question_id]) == 1 else prompts.prompt_hash(
+                    call.messages + [{"role": "schedule", "content": f"window={cfg.window},step={cfg.step}"}]
                 )
-            rid = f"{t.question_id}:{h}"
-            calls[rid] = (t, span, h)
-            if (t.question_id, h, model) not in cache:
-                requests.append({"request_id": rid, "messages": json.dumps(messages), "max_tokens": _max_tokens(span[1] - span[0])})
-        stats.cached += len(calls) - len(requests)
-        stats.sent += len(requests)
-        if requests:
-            for batch in send(requests):
-                rows = _rows(batch, calls, r, model)
-                store.append(rows)
-                for row in rows:
-                    if row["ok"]:
-                        cache[(row["question_id"], row["prompt_hash"], model)] = row
-                    else:
-                        stats.failed_calls += 1
-                        calls[f"{row['question_id']}:{row['prompt_hash']}"][0].error = row["error"] or "call failed"
-        for t, span, h in calls.values():
-            reply = cache.get((t.question_id, h, model))
+            calls[call.request_id] = (t, span, call)
+        sent = call_cache.complete([c for _, _, c in calls.values()], model, store, cache, send, {"round": r})
+        stats.sent += sent.sent
+        stats.cached += sent.cached
+        stats.failed_calls += len(sent.failed)
+        for rid, error in sent.failed.items():
+            calls[rid][0].error = calls[rid][0].error or error
+        for t, span, call in calls.values():
+            reply = cache.get((t.question_id, call.prompt_hash, model))
             if reply is None:
                 t.error = t.error or "no reply"
                 continue
@@ -130,27 +118,6 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
             t.calls += 1
     stats.seconds = time.monotonic() - started
     return stats
-
-
-def _rows(batch: Any, calls: dict[str, Any], round_: int, model: str) -> list[dict[str, Any]]:
-    """Call-cache rows from one result batch (a pandas DataFrame from the chat stage)."""
-    out = []
-    for rec in batch.to_dict("records"):
-        task, _, h = calls[rec["request_id"]]
-        out.append({
-            "question_id": task.question_id,
-            "prompt_hash": h,
-            "model": model,
-            "round": round_,
-            "text": str(rec["text"]),
-            "ok": bool(rec["ok"]),
-            "error": str(rec["error"]),
-            "tokens_in": int(rec["tokens_in"]),
-            "tokens_out": int(rec["tokens_out"]),
-            "latency_s": float(rec["latency_s"]),
-            "attempts": int(rec["attempts"]),
-        })
-    return out
 
 
 def label_rows(tasks: list[LabelTask], model: str) -> list[dict[str, Any]]:

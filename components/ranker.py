@@ -101,9 +101,12 @@ class RerankRetriever:
         self.depth, self.max_length, self.batch_size = depth, max_length, batch_size
 
     def search(self, questions: Sequence[str], k: int) -> Any:
+        return self.rerank(questions, self.first.search(questions, max(k, self.depth)), k)
+
+    def rerank(self, questions: Sequence[str], hits: Any, k: int) -> Any:
+        """Re-order the top ``depth`` of first-stage ``hits`` (fetched at least ``depth`` deep)."""
         from components.retrieval import Hits
 
-        hits = self.first.search(questions, max(k, self.depth))
         qs = [q for q, ids in zip(questions, hits.ids) for _ in ids[: self.depth]]
         passages = [self.passage_of(d) for ids in hits.ids for d in ids[: self.depth]]
         scores = score_pairs(self.model, self.tokenizer, qs, passages, self.max_length, self.batch_size)

@@ -18,7 +18,9 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-STATE_FILE, MODEL_DIR, LOSSES_FILE = "train_state.pt", "model", "losses.jsonl"
+from components.run_layout import MODEL_DIR
+
+STATE_FILE, LOSSES_FILE = "train_state.pt", "losses.jsonl"
 
 
 class Stage(Protocol):

@@ -17,12 +17,9 @@ from components.corpus import Collection, Questions, load_collection
 from components.errors import DataError
 from components.index import FaissIndex
 from components.retrieval import DenseRetriever, search_all
+from components.run_layout import candidates_uri
 from jobs.common import job_main, stage
 from jobs.index import build_index
-
-
-def candidates_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "candidates")
 
 
 def training_questions(cfg: Config, collection: Collection) -> Questions:

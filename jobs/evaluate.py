@@ -11,37 +11,22 @@ import sys
 import tempfile
 from typing import Any, Optional, Sequence
 
-from components import encoders, metrics, report, storage
+from components import metrics, report, run_models, storage
 from components.bm25 import BM25Retriever
 from components.config import Config
 from components.corpus import Collection, Qrels, Questions, load_collection
 from components.errors import DataError
-from components.index import FaissIndex
-from components.ranker import RerankRetriever, load_ranker
-from components.retrieval import DenseRetriever, Retriever, search_all
-from components.training import MODEL_DIR
+from components.retrieval import Retriever, search_all
+from components.run_layout import labels_uri, ranker_uri
 from components.versions import versions
 from jobs.common import job_main
-from jobs.index import base_index_uri
-from jobs.label import labels_uri
-from jobs.train_ranker import ranker_uri
-from jobs.train_retriever import retriever_uri
-
-
-def dense_name(model: str) -> str:
-    """A retriever name that says what it is: ``base-minilm`` for the default encoder."""
-    short = model.rstrip("/").split("/")[-1].lower()
-    return "base-minilm" if short.startswith("all-minilm") else f"base-{short}"
 
 
 def make_retrievers(cfg: Config, collection: Collection, scratch: str) -> tuple[list[Retriever], dict[str, str]]:
     """The configured retrievers whose artifacts exist, and a note for each one skipped."""
     out: list[Retriever] = []
     skipped: dict[str, str] = {}
-    base: Optional[DenseRetriever] = None
-    if {"base", "ranker", "distilled"} & set(cfg.eval.retrievers):
-        index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
-        base = DenseRetriever(dense_name(cfg.encoder.model), encoders.load_encoder(cfg.encoder), cfg.encoder, index)
+    base = run_models.load_base(cfg, collection.corpus) if {"base", "ranker", "distilled"} & set(cfg.eval.retrievers) else None
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     for kind in cfg.eval.retrievers:
         if kind == "bm25":
@@ -49,24 +34,15 @@ def make_retrievers(cfg: Config, collection: Collection, scratch: str) -> tuple[
         elif kind == "base":
             out.append(base)
         elif kind == "ranker":
-            if not storage.stage_is_done(ranker_uri(cfg)):
+            if not run_models.has_ranker(cfg):
                 skipped[kind] = "no trained ranker in this run"
                 continue
-            model, tokenizer = load_ranker(storage.local_dir(storage.join(ranker_uri(cfg), MODEL_DIR), scratch))
-            rc = cfg.train.ranker
-            out.append(RerankRetriever(
-                f"ranker-rerank@{cfg.labels.num_candidates}", base, passages.__getitem__, model, tokenizer,
-                cfg.labels.num_candidates, rc.max_seq_length, rc.score_batch_size,
-            ))
+            out.append(run_models.load_rerank(cfg, base, passages.__getitem__, cfg.labels.num_candidates, scratch))
         else:
-            if not storage.stage_is_done(retriever_uri(cfg)):
+            if not run_models.has_distilled(cfg):
                 skipped[kind] = "no distilled retriever in this run"
                 continue
-            manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
-            enc = cfg.encoder.model_copy(update={"model": storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch)})
-            out.append(DenseRetriever(
-                "distilled", encoders.load_encoder(enc), cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"]
-            ))
+            out.append(run_models.load_distilled(cfg, base, scratch))
     return out, skipped
 
 

@@ -15,11 +15,8 @@ from components.corpus import Corpus, load_corpus
 from components.embedding import embed_texts
 from components.index import MANIFEST_FILE, FaissIndex
 from components.versions import versions
+from components.run_layout import base_index_uri
 from jobs.common import init_ray, job_main, stage
-
-
-def base_index_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "index", "base")
 
 
 def _up_to_date(uri: str, corpus_hash: str, encoder_fingerprint: str, cfg: Config) -> bool:

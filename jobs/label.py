@@ -10,61 +10,35 @@ call twice. Writes ``RUN/labels/labels.parquet`` and ``summary.json``.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
-import urllib.request
 from typing import Iterator, Optional, Sequence
 
 import pyarrow as pa
 
-from components import storage
+from components import call_cache, storage
 from components.config import Config, EndpointConfig
 from components.corpus import Collection, load_collection
-from components.errors import ConfigError
 from components.labelling import label_rows, make_tasks, run_labelling, summarize
 from components.llm.backends import chat_stage
-from components.llm.local_server import LocalLLMServer
-from components.shard_store import ShardStore
+from components.llm.endpoints import open_pool, pool_model_name
+from components.run_layout import labels_uri
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
 
 
-def labels_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "labels")
-
-
-def _discover_model(endpoint: EndpointConfig) -> EndpointConfig:
-    if endpoint.model != "auto":
-        return endpoint
-    url = endpoint.base_url.rstrip("/") + "/models"
-    try:
-        with urllib.request.urlopen(url, timeout=10) as r:
-            model = json.load(r)["data"][0]["id"]
-    except (OSError, ValueError, KeyError, IndexError) as e:
-        raise ConfigError(f"cannot ask {url} for its model ({e}); set the endpoint's model explicitly") from None
-    return endpoint.model_copy(update={"model": model})
-
-
 @contextlib.contextmanager
 def teacher_endpoints(cfg: Config) -> Iterator[list[EndpointConfig]]:
-    """The configured pool, or a local llama.cpp server for the block's duration."""
+    """The configured pool or a local llama.cpp server; none for vLLM, which runs inside Ray Data."""
     if cfg.labels.backend == "vllm":
         yield []
-    elif cfg.labels.endpoints:
-        yield [_discover_model(e) for e in cfg.labels.endpoints]
     else:
-        with LocalLLMServer(cfg.labels.local) as endpoint:
-            yield [endpoint]
+        with open_pool(cfg.labels) as endpoints:
+            yield endpoints
 
 
 def teacher_name(cfg: Config) -> str:
-    """The model part of every label key, known before any call is made (so a fully cached rerun
-    starts neither Ray nor a server)."""
-    if cfg.labels.backend == "vllm":
-        return cfg.labels.vllm.model
-    if cfg.labels.endpoints:
-        return "|".join(sorted({_discover_model(e).model for e in cfg.labels.endpoints}))
-    return LocalLLMServer.alias(cfg.labels.local)
+    """The model part of every label key."""
+    return cfg.labels.vllm.model if cfg.labels.backend == "vllm" else pool_model_name(cfg.labels)
 
 
 @stage
@@ -77,7 +51,7 @@ def label(cfg: Config, collection: Optional[Collection] = None) -> str:
         candidates["question_id"], candidates["question"], candidates["candidate_ids"], passages.__getitem__, cfg.labels, cfg.seed
     )
     out = labels_uri(cfg)
-    store = ShardStore(storage.join(out, "calls"), ["question_id", "prompt_hash", "model"])
+    store = call_cache.open_store(storage.join(out, "calls"))
     model = teacher_name(cfg)
     with contextlib.ExitStack() as stack:
         started: list[list[EndpointConfig]] = []

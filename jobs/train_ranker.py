@@ -19,6 +19,7 @@ from components.corpus import Collection, load_collection
 from components.embedding import cluster_has_gpu
 from components.errors import DataError
 from components.training import LOSSES_FILE, MODEL_DIR, fit, ranker_loop
+from components.run_layout import ranker_uri
 from jobs.common import init_ray, job_main, stage
 from jobs.label import label
 
@@ -27,10 +28,6 @@ USABLE = ("complete", "repaired")
 
 class NoUsableLabels(DataError):
     """The teacher produced no label that training may use."""
-
-
-def ranker_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "ranker")
 
 
 def checkpoint_root(cfg: Config, stage: str) -> str:

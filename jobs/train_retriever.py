@@ -22,14 +22,10 @@ from components.corpus import Collection, load_collection
 from components.index import FaissIndex
 from components.ranker import score_with_ray
 from components.training import MODEL_DIR, retriever_loop
+from components.run_layout import base_index_uri, ranker_uri, retriever_uri
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
-from jobs.index import base_index_uri
-from jobs.train_ranker import ranker_uri, train_ranker, train_stage, use_gpu
-
-
-def retriever_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "retriever")
+from jobs.train_ranker import train_ranker, train_stage, use_gpu
 
 
 def ranker_scores(cfg: Config, ranker_model: str, questions: list[str], candidates: list[list[str]], passages: dict[str, str]) -> list[np.ndarray]:

@@ -1,0 +1,91 @@
+"""Paid LLM calls, cached: send only the requests whose reply is not stored yet, and store each
+reply the moment its batch returns.
+
+Shared by the labelling rounds and the RAG evaluation. A reply is keyed by (question id, prompt
+hash, model), so a rerun, or a restart after a kill, pays for no call that already completed;
+failed calls are stored too (with their error) and sent again on the next run.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from components.llm import prompts
+from components.shard_store import ShardStore
+
+Send = Callable[[list[dict[str, Any]]], Iterable[Any]]
+KEY_COLUMNS = ("question_id", "prompt_hash", "model")
+
+
+@dataclass(frozen=True)
+class Call:
+    question_id: str
+    messages: list[dict[str, str]]
+    max_tokens: int
+
+    @property
+    def prompt_hash(self) -> str:
+        return prompts.prompt_hash(self.messages)
+
+    @property
+    def request_id(self) -> str:
+        return f"{self.question_id}:{self.prompt_hash}"
+
+
+def open_store(uri: str) -> ShardStore:
+    return ShardStore(uri, KEY_COLUMNS)
+
+
+def cached_replies(store: ShardStore) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """Stored successful replies by key."""
+    return {k: r for k, r in store.latest().items() if r["ok"]}
+
+
+@dataclass
+class Sent:
+    sent: int
+    cached: int
+    failed: dict[str, str]  # request id → error of the calls that never succeeded
+
+
+def complete(
+    calls: list[Call], model: str, store: ShardStore, cache: dict[tuple[str, str, str], dict[str, Any]], send: Send,
+    extra: dict[str, Any] | None = None,
+) -> Sent:
+    """Send the calls missing from ``cache``, append every reply to ``store`` (with the ``extra``
+    columns) as its batch returns, and add the successful ones to ``cache``."""
+    by_id = {c.request_id: c for c in calls}
+    requests = [
+        {"request_id": rid, "messages": json.dumps(c.messages), "max_tokens": c.max_tokens}
+        for rid, c in by_id.items()
+        if (c.question_id, c.prompt_hash, model) not in cache
+    ]
+    failed: dict[str, str] = {}
+    if requests:
+        for batch in send(requests):
+            rows = [_row(rec, by_id[rec["request_id"]], model, extra or {}) for rec in batch.to_dict("records")]
+            store.append(rows)
+            for rec, row in zip(batch.to_dict("records"), rows):
+                if row["ok"]:
+                    cache[(row["question_id"], row["prompt_hash"], model)] = row
+                else:
+                    failed[rec["request_id"]] = row["error"] or "call failed"
+    return Sent(sent=len(requests), cached=len(by_id) - len(requests), failed=failed)
+
+
+def _row(rec: dict[str, Any], call: Call, model: str, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "question_id": call.question_id,
+        "prompt_hash": call.prompt_hash,
+        "model": model,
+        **extra,
+        "text": str(rec["text"]),
+        "ok": bool(rec["ok"]),
+        "error": str(rec["error"]),
+        "tokens_in": int(rec["tokens_in"]),
+        "tokens_out": int(rec["tokens_out"]),
+        "latency_s": float(rec["latency_s"]),
+        "attempts": int(rec["attempts"]),
+    }

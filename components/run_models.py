@@ -1,0 +1,55 @@
+"""Loading a run's retrievers from its artifacts: the base dense retriever, the distilled query
+encoder over the base index, and the Stage 1 ranker re-ranking the base top-n.
+
+Shared by the evaluation and the Serve application, so both serve exactly what a run produced.
+Models stored under ``s3://`` are copied to ``scratch`` (a local directory the caller owns).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from components import encoders, storage
+from components.config import Config
+from components.corpus import Corpus
+from components.index import FaissIndex
+from components.ranker import RerankRetriever, load_ranker
+from components.retrieval import DenseRetriever
+from components.run_layout import MODEL_DIR, base_index_uri, ranker_uri, retriever_uri
+
+
+def dense_name(model: str) -> str:
+    """A retriever name that says what it is: ``base-minilm`` for the default encoder."""
+    short = model.rstrip("/").split("/")[-1].lower()
+    return "base-minilm" if short.startswith("all-minilm") else f"base-{short}"
+
+
+def load_base(cfg: Config, corpus: Corpus) -> DenseRetriever:
+    """The base encoder over the run's base index (refused if built from another corpus)."""
+    index = FaissIndex.load(base_index_uri(cfg), corpus_hash=corpus.content_hash())
+    return DenseRetriever(dense_name(cfg.encoder.model), encoders.load_encoder(cfg.encoder), cfg.encoder, index)
+
+
+def has_ranker(cfg: Config) -> bool:
+    return storage.stage_is_done(ranker_uri(cfg))
+
+
+def has_distilled(cfg: Config) -> bool:
+    return storage.stage_is_done(retriever_uri(cfg))
+
+
+def load_distilled(cfg: Config, base: DenseRetriever, scratch: str) -> DenseRetriever:
+    """The Stage 2 query encoder searching the base index (whose passage vectors it was trained against)."""
+    manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
+    local = storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch)
+    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
+    return DenseRetriever("distilled", model, cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"])
+
+
+def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], str], depth: int, scratch: str) -> RerankRetriever:
+    """The Stage 1 ranker re-ordering ``first``'s top ``depth``."""
+    model, tokenizer = load_ranker(storage.local_dir(storage.join(ranker_uri(cfg), MODEL_DIR), scratch))
+    rc = cfg.train.ranker
+    return RerankRetriever(
+        f"ranker-rerank@{depth}", first, passage_of, model, tokenizer, depth, rc.max_seq_length, rc.score_batch_size
+    )
