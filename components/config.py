@@ -114,13 +114,34 @@ class LocalLLMConfig(_Section):
     startup_timeout_s: float = Field(120, gt=0)
 
 
-class LabelConfig(_Section):
+class ChatClientConfig(_Section):
+    """How a job talks to an OpenAI-compatible pool: endpoints, retries, and the Ray Data fan-out.
+
+    Shared by the teacher (``labels``) and the RAG generator (``generator``), which use the same
+    client and the same retry rules.
+    """
+
+    endpoints: list[EndpointConfig] = Field(
+        default_factory=list, description="the pool; empty starts the local llama.cpp server (labels.local / generator.local)"
+    )
+    temperature: float = Field(0.0, ge=0)
+    timeout_s: float = Field(120, gt=0)
+    max_attempts: int = Field(5, ge=1)
+    backoff_s: float = Field(0.5, ge=0)
+    actors: int = Field(4, ge=1, description="Ray Data actors sending requests")
+    actor_cpus: float = Field(0.25, gt=0, description="CPUs reserved per actor (they mostly wait on the network)")
+    batch_size: int = Field(8, ge=1, description="requests one actor sends concurrently")
+    local: LocalLLMConfig = Field(default_factory=LocalLLMConfig)
+
+    def client_settings(self) -> "ChatClientConfig":
+        """Just the client fields, for code that serves both sections (e.g. a Ray Data actor)."""
+        return ChatClientConfig(**{name: getattr(self, name) for name in ChatClientConfig.model_fields})
+
+
+class LabelConfig(ChatClientConfig):
     """Listwise LLM labelling of the training questions' candidate lists."""
 
     backend: Literal["openai", "vllm"] = "openai"
-    endpoints: list[EndpointConfig] = Field(
-        default_factory=list, description="teacher pool; empty with backend openai starts the local llama.cpp server"
-    )
     num_candidates: int = Field(20, ge=2, description="top-n passages from the base retriever per question")
     max_questions: Optional[int] = Field(1000, ge=1, description="label the first N training questions")
     shuffle_candidates: bool = Field(False, description="seeded shuffle before prompting (position-bias control)")
@@ -129,15 +150,7 @@ class LabelConfig(_Section):
     max_words_per_passage: int = Field(100, ge=5)
     prompt_template: Optional[str] = Field(None, description="overrides prompts.DEFAULT_TEMPLATE ({query}, {n}, {passages})")
     system_prompt: Optional[str] = None
-    temperature: float = Field(0.0, ge=0)
     min_fraction: float = Field(0.5, ge=0, le=1, description="least share of ids a reply must rank to be usable")
-    timeout_s: float = Field(120, gt=0)
-    max_attempts: int = Field(5, ge=1)
-    backoff_s: float = Field(0.5, ge=0)
-    actors: int = Field(4, ge=1, description="Ray Data actors sending requests")
-    actor_cpus: float = Field(0.25, gt=0, description="CPUs reserved per actor (they mostly wait on the network)")
-    batch_size: int = Field(8, ge=1, description="requests one actor sends concurrently")
-    local: LocalLLMConfig = Field(default_factory=LocalLLMConfig)
     vllm: VLLMConfig = Field(default_factory=VLLMConfig)
 
     @field_validator("step")
@@ -147,6 +160,43 @@ class LabelConfig(_Section):
         if window is not None and step > window:
             raise ValueError("step must not exceed window")
         return step
+
+
+class GeneratorConfig(ChatClientConfig):
+    """The RAG generator: an OpenAI-compatible model answering from retrieved passages.
+
+    Used by the Serve endpoint (``/ask``) and by the RAG evaluation, through one prompt
+    (``prompts.answer_messages``) and one client.
+    """
+
+    timeout_s: float = Field(60, gt=0)
+    max_attempts: int = Field(2, ge=1, description="a user waits on /ask: fail fast, then answer 503")
+    k: int = Field(5, ge=1, description="passages put in the prompt")
+    max_tokens: int = Field(48, ge=1, description="answers are short spans")
+    max_words_per_passage: int = Field(100, ge=5)
+    prompt_template: Optional[str] = Field(None, description="overrides prompts.ANSWER_TEMPLATE ({question}, {passages})")
+    system_prompt: Optional[str] = None
+
+
+class ServeConfig(_Section):
+    """The RAG endpoint's behaviour. Replica counts, autoscaling and resources live in the Serve
+    config YAML (``serve/serve_config.yaml``), where Serve itself reads them."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    retriever: Literal["auto", "base", "distilled"] = Field(
+        "auto", description="query encoder: the run's distilled one when it exists (auto), or the base"
+    )
+    rerank: bool = Field(False, description="re-order the top passages with the run's Stage 1 ranker")
+    rerank_depth: int = Field(20, ge=1)
+    max_k: int = Field(50, ge=1, description="largest k a request may ask for")
+    max_body_bytes: int = Field(16_384, ge=256, description="larger request bodies get 413")
+    max_question_chars: int = Field(2_000, ge=1)
+    auth_token_env: str = Field(
+        "IDISTILL_API_TOKEN", description="env var holding the bearer token; unset or empty: no auth"
+    )
+    max_batch_size: int = Field(16, ge=1, description="queries encoded together (@serve.batch)")
+    batch_wait_timeout_s: float = Field(0.005, ge=0)
 
 
 class RankerTrainConfig(_Section):
@@ -209,6 +259,8 @@ class Config(_Section):
     bm25: BM25Config = Field(default_factory=BM25Config)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     labels: LabelConfig = Field(default_factory=LabelConfig)
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 
@@ -244,10 +296,13 @@ def _apply_override(tree: dict[str, Any], path: list[str], value: Any, text: str
     node[path[-1]] = value
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Build the run's ``Config`` from an optional YAML file, then apply ``key=value`` overrides."""
-    tree: dict[str, Any] = {}
-    source = "defaults"
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: Optional[dict[str, Any]] = None
+) -> Config:
+    """Build the run's ``Config`` from an optional YAML file (else ``base``, e.g. the config a run
+    recorded, else the defaults), then apply ``key=value`` overrides."""
+    tree: dict[str, Any] = dict(base or {})
+    source = "the run's recorded config" if base else "defaults"
     if path is not None:
         p = Path(path)
         if not p.is_file():

@@ -20,3 +20,7 @@ class DataError(IdistillError):
 
 class ArtifactMismatchError(IdistillError):
     """An artifact (index, model) was built from different inputs than the ones in use."""
+
+
+class GeneratorUnavailable(IdistillError):
+    """The generator endpoint did not answer (down, timing out, or returning errors)."""

@@ -101,7 +101,7 @@ def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
     ])
     label(cfg)
     out = capsys.readouterr().out
-    assert "teacher: local llama.cpp server with SmolLM2-135M-Instruct" in out
+    assert "llm: local llama.cpp server with SmolLM2-135M-Instruct" in out
     rows = _labels(tmp_path / "run")
     assert len(rows) == 3
     assert all(r["status"] in {"complete", "repaired", "unusable"} and r["raw"].strip() for r in rows)
@@ -111,7 +111,7 @@ def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
     forget_stage_outputs()  # as a new job would
     label(cfg)  # everything cached: the server is not even started
     out = capsys.readouterr().out
-    assert "teacher: local llama.cpp" not in out and "0 calls sent (3 cached)" in out
+    assert "llm: local llama.cpp" not in out and "0 calls sent (3 cached)" in out
 
 
 def test_vllm_backend_config_builds_without_vllm_and_refuses_a_cpu_cluster(ray_cluster):

@@ -28,7 +28,7 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from components.config import EndpointConfig, LabelConfig
+from components.config import ChatClientConfig, EndpointConfig, LabelConfig
 from components.errors import ConfigError
 
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -69,10 +69,10 @@ class _RateLimiter:
 class ChatPool:
     """Sends chat requests to a pool of endpoints, spreading load to the least busy one."""
 
-    def __init__(self, endpoints: list[EndpointConfig], cfg: LabelConfig, parts: int = 1) -> None:
+    def __init__(self, endpoints: list[EndpointConfig], cfg: ChatClientConfig, parts: int = 1) -> None:
         """A pool holding a ``1/parts`` slice of every endpoint's concurrency and QPS caps."""
         if not endpoints:
-            raise ConfigError("labels.endpoints is empty: name at least one OpenAI-compatible base_url")
+            raise ConfigError("no endpoint: name at least one OpenAI-compatible base_url")
         self.endpoints, self.cfg = endpoints, cfg
         self.limits = [max(1, e.max_concurrency // parts) for e in endpoints]
         self.qps = [e.max_qps / parts for e in endpoints]
@@ -202,7 +202,7 @@ class _ChatActor:
     one event loop, so the caps stay busy across batch boundaries instead of idling at each."""
 
     def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int) -> None:
-        self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], LabelConfig(**cfg), parts)
+        self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], ChatClientConfig(**cfg), parts)
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
@@ -211,13 +211,13 @@ class _ChatActor:
         return _columns(batch, results)
 
 
-def pool_actors(endpoints: list[EndpointConfig], cfg: LabelConfig) -> int:
+def pool_actors(endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> int:
     """Actors sending requests: at most the smallest endpoint's concurrency, so that each actor's
     equal slice of every cap is at least one request and the slices never add up past a cap."""
     return max(1, min([cfg.actors] + [e.max_concurrency for e in endpoints]))
 
 
-def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> Iterator[dict[str, Any]]:
     """Fan ``rows`` (``request_id``, JSON ``messages``, ``max_tokens``) out over the endpoint pool with
     Ray Data; yields result batches as they complete, so the caller can persist them as it goes."""
     import ray
@@ -228,7 +228,7 @@ def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg:
         _ChatActor,
         fn_constructor_kwargs={
             "endpoints": [e.model_dump() for e in endpoints],
-            "cfg": cfg.model_dump(),
+            "cfg": cfg.client_settings().model_dump(),
             "parts": actors,
         },
         batch_size=cfg.batch_size,

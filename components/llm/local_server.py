@@ -85,7 +85,7 @@ class LocalLLMServer:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=2) as r:
                     if r.status == 200:
-                        print(f"teacher: local llama.cpp server with {self.model_path.name} on 127.0.0.1:{self.port}")
+                        print(f"llm: local llama.cpp server with {self.model_path.name} on 127.0.0.1:{self.port}")
                         return self.endpoint
             except OSError:
                 time.sleep(0.5)

@@ -1,9 +1,15 @@
-"""The listwise ranking prompt: the one place that decides what the teacher LLM reads.
+"""The prompts: the one place that decides what the teacher LLM and the RAG generator read.
 
-RankGPT-style (Sun et al., 2023): passages are tagged ``[1]..[n]`` and the model answers with
-identifiers in descending relevance, ``[3] > [1] > [2]``. Passage text is cut to a word budget so n
-passages fit small context windows. The template is overridable from config (``labels.prompt``);
-its placeholders are ``{query}``, ``{n}`` and ``{passages}``.
+Ranking, RankGPT-style (Sun et al., 2023): passages are tagged ``[1]..[n]`` and the model answers
+with identifiers in descending relevance, ``[3] > [1] > [2]``. The template is overridable from
+config (``labels.prompt_template``); its placeholders are ``{query}``, ``{n}`` and ``{passages}``.
+
+Answering (the RAG generator, in the Serve endpoint and the RAG evaluation alike): the same tagged
+passages, and a short answer citing the tags it used, ``Paris [2]``. Without passages the
+closed-book template asks from the model's own knowledge. Overridable with
+``generator.prompt_template`` (``{question}``, ``{passages}``).
+
+Passage text is cut to a word budget so n passages fit small context windows.
 """
 
 from __future__ import annotations
@@ -47,3 +53,31 @@ def ranking_messages(
 def prompt_hash(messages: Sequence[dict[str, str]]) -> str:
     """Identity of a rendered prompt: a label is reused only for exactly the same request text."""
     return hashlib.sha256(json.dumps(list(messages), ensure_ascii=False, sort_keys=True).encode()).hexdigest()[:32]
+
+
+DEFAULT_ANSWER_SYSTEM = "You answer questions with a short phrase taken from the given passages."
+
+ANSWER_TEMPLATE = (
+    "Passages:\n{passages}\n\n"
+    "Question: {question}\n\n"
+    "Answer with a short phrase from the passages (a few words, no full sentence), "
+    "then the number of the passage you used in brackets, like: Lake Orvel [2]"
+)
+
+CLOSED_BOOK_TEMPLATE = "Question: {question}\n\nAnswer with a short phrase (a few words, no full sentence)."
+
+
+def answer_messages(
+    question: str,
+    passages: Sequence[str],
+    max_words: int = 100,
+    template: str = ANSWER_TEMPLATE,
+    system: str = DEFAULT_ANSWER_SYSTEM,
+) -> list[dict[str, str]]:
+    """OpenAI chat messages asking the generator to answer ``question`` from ``passages``
+    (tagged ``[1]..[n]``); with no passages, the closed-book question."""
+    if passages:
+        user = template.format(question=question.strip(), passages=format_passages(passages, max_words))
+    else:
+        user = CLOSED_BOOK_TEMPLATE.format(question=question.strip())
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]

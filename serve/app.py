@@ -1,0 +1,83 @@
+"""The RAG application: its Serve builder, and the deployment shape read from a Serve config file.
+
+``serve run serve/serve_config.yaml`` (or ``serve deploy`` to a cluster) calls ``build_app`` with
+the file's ``args``; ``idistill serve`` calls it too, with the same file's deployment settings
+(replicas, autoscaling, resources), so both start the same application.
+
+The app serves a finished run: its config is the one the run recorded in ``RUN/manifest.json``
+(so corpus and encoder match the index), with ``config`` / ``set`` applied on top. The bearer
+token is read from the environment variable ``serve.auth_token_env`` names, where the builder
+runs; only its SHA-256 reaches the replicas.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from ray.serve import Application
+
+from components import storage
+from components.config import Config, load_config
+from components.errors import ConfigError
+from serve.api import token_digest
+from serve.deployments import Generator, RAGIngress, Retriever
+
+DEFAULT_SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
+APP_NAME = "rag"
+
+
+def run_config(run_dir: str, config: Optional[str] = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config a run recorded (or the defaults for a run without a manifest), with
+    ``config`` replacing it and ``overrides`` on top; ``run_dir`` is always the one given."""
+    manifest = storage.join(run_dir, "manifest.json")
+    recorded = storage.read_json(manifest).get("config") if config is None and storage.exists(manifest) else None
+    return load_config(config, [*overrides, f"run_dir={run_dir}"], base=recorded)
+
+
+def deployment_options(serve_config: str | Path = DEFAULT_SERVE_CONFIG, app_name: str = APP_NAME) -> dict[str, dict[str, Any]]:
+    """Per-deployment options (replicas, autoscaling, resources) from a Serve config file,
+    validated by Serve's own schema."""
+    from ray.serve.schema import ServeDeploySchema
+
+    path = Path(serve_config)
+    if not path.is_file():
+        raise ConfigError(f"Serve config file not found: {path}")
+    try:
+        schema = ServeDeploySchema.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except Exception as e:  # YAML and schema errors alike: the file is at fault
+        raise ConfigError(f"{path} is not a valid Serve config: {e}") from None
+    for app in schema.applications:
+        if app.name == app_name:
+            return {d.name: {k: v for k, v in d.model_dump(exclude_unset=True).items() if k != "name"} for d in app.deployments}
+    raise ConfigError(f"{path} has no application named {app_name!r}")
+
+
+def bind(cfg: Config, options: Optional[dict[str, dict[str, Any]]] = None) -> Application:
+    """The application graph for ``cfg``, with per-deployment ``options`` applied."""
+    options = options or {}
+    token = os.environ.get(cfg.serve.auth_token_env, "")
+    settings = {
+        "default_k": cfg.generator.k,
+        "max_k": cfg.serve.max_k,
+        "max_body_bytes": cfg.serve.max_body_bytes,
+        "max_question_chars": cfg.serve.max_question_chars,
+        "token_sha256": token_digest(token) if token else None,
+    }
+    config = cfg.model_dump(mode="json")
+    retriever = Retriever.options(**options.get("Retriever", {})).bind(config)
+    generator = Generator.options(**options.get("Generator", {})).bind(config)
+    return RAGIngress.options(**options.get("RAGIngress", {})).bind(retriever, generator, settings)
+
+
+def build_app(args: dict[str, Any]) -> Application:
+    """Serve application builder. ``args``: ``run_dir`` (required), ``config`` (a YAML file replacing
+    the run's recorded config), ``set`` (a list of ``key.path=value`` overrides)."""
+    if not args.get("run_dir"):
+        raise ConfigError("the application needs args.run_dir: the run directory whose artifacts to serve")
+    overrides = args.get("set") or []
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    return bind(run_config(str(args["run_dir"]), args.get("config"), overrides))
