@@ -8,14 +8,23 @@ fails at start-up instead of being silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.errors import ConfigError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def _positive_sorted(ks: list[int]) -> list[int]:
+    if not ks or any(k < 1 for k in ks):
+        raise ValueError("every k must be a positive integer")
+    return sorted(set(ks))
+
+
+Ks = Annotated[list[int], AfterValidator(_positive_sorted)]  # depths: positive, sorted, unique
 
 
 class _Section(BaseModel):
@@ -66,20 +75,13 @@ class BM25Config(_Section):
 class EvalConfig(_Section):
     """Which retrievers to compare and at which depths."""
 
-    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20, 50, 100])
+    ks: Ks = Field(default_factory=lambda: [1, 5, 10, 20, 50, 100])
     retrievers: list[Literal["bm25", "base", "ranker", "distilled"]] = Field(
         default_factory=lambda: ["bm25", "base", "ranker", "distilled"],
         description="ranker: the base top-n re-ranked by the Stage 1 ranker; distilled: the Stage 2 query encoder "
         "(each skipped, with a note, until its stage has run)",
     )
     batch_size: int = Field(256, ge=1, description="Questions encoded and searched per batch.")
-
-    @field_validator("ks")
-    @classmethod
-    def _positive_sorted(cls, ks: list[int]) -> list[int]:
-        if not ks or any(k < 1 for k in ks):
-            raise ValueError("every k must be a positive integer")
-        return sorted(set(ks))
 
 
 class EndpointConfig(_Section):
@@ -178,6 +180,19 @@ class GeneratorConfig(ChatClientConfig):
     system_prompt: Optional[str] = None
 
 
+class RagEvalConfig(_Section):
+    """RAG QA evaluation: the generator answers the test questions from each retriever's top k."""
+
+    ks: Ks = Field(default_factory=lambda: [1, 5], description="passages in the prompt")
+    retrievers: list[Literal["bm25", "base", "ranker", "distilled"]] = Field(
+        default_factory=lambda: ["bm25", "base", "ranker", "distilled"],
+        description="each skipped, with a note, until its stage has run",
+    )
+    closed_book: bool = Field(True, description="a row with no passages: what the generator knows alone")
+    oracle: bool = Field(True, description="a row with the gold passage only: the ceiling of retrieval")
+    max_questions: Optional[int] = Field(None, ge=1, description="the first N test questions with answers")
+
+
 class ServeConfig(_Section):
     """The RAG endpoint's behaviour. Replica counts, autoscaling and resources live in the Serve
     config YAML (``serve/serve_config.yaml``), where Serve itself reads them."""
@@ -261,6 +276,7 @@ class Config(_Section):
     labels: LabelConfig = Field(default_factory=LabelConfig)
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
+    rag: RagEvalConfig = Field(default_factory=RagEvalConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

@@ -1,4 +1,5 @@
-"""The run report: ``report.json`` (machine-readable), ``report.md`` (a table), ``topk.png`` (curves)."""
+"""The run report: ``report.json`` (machine-readable), ``report.md`` (tables), ``topk.png`` (retrieval
+curves), and once the RAG evaluation has run, its section and ``rag.png``."""
 
 from __future__ import annotations
 
@@ -38,7 +39,27 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):
         lines += ["", "Records dropped on load: " + ", ".join(f"{n} {why}" for why, n in report["validation"].items())]
+    if report.get("rag"):
+        lines += ["", rag_markdown(report["rag"])]
     return "\n".join(lines) + "\n"
+
+
+def rag_markdown(rag: dict[str, Any]) -> str:
+    """The RAG QA table: EM / F1 per system (retriever@k, closed-book, oracle)."""
+    lines = [
+        "## RAG QA",
+        "",
+        f"Generator: {rag['generator']}; {rag['questions']} test questions with answer strings; "
+        "EM and token F1 after SQuAD normalization, best over gold answers; failed calls count as wrong.",
+        "",
+        "| system | EM | F1 | failed calls |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, r in rag["rows"].items():
+        lines.append(f"| {name} | {r['em']:.3f} | {r['f1']:.3f} | {r['failed']} |")
+    for name, why in (rag.get("skipped") or {}).items():
+        lines += ["", f"Not evaluated: {name} ({why})."]
+    return "\n".join(lines)
 
 
 def plot_png(report: dict[str, Any]) -> bytes:
@@ -66,10 +87,35 @@ def plot_png(report: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
+def rag_png(rag: dict[str, Any]) -> bytes:
+    """EM and F1 bars per RAG system."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rag["rows"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names)), 4), dpi=120)
+    xs = range(len(names))
+    for offset, metric in ((-0.2, "em"), (0.2, "f1")):
+        ax.bar([x + offset for x in xs], [rag["rows"][n][metric] for n in names], width=0.4, label=metric.upper())
+    ax.set_xticks(list(xs), names, rotation=30, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"RAG QA, generator {rag['generator']} (n={rag['questions']})")
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def write(report_dir: str, report: dict[str, Any]) -> str:
-    """Write the three files (each atomically); return the path of ``report.json``."""
+    """Write the files (each atomically); return the path of ``report.json``."""
     storage.write_text(storage.join(report_dir, "report.md"), markdown(report))
     storage.write_bytes(storage.join(report_dir, "topk.png"), plot_png(report))
+    if report.get("rag"):
+        storage.write_bytes(storage.join(report_dir, "rag.png"), rag_png(report["rag"]))
     path = storage.join(report_dir, "report.json")
     storage.write_json(path, report)
     return path

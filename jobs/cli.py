@@ -16,6 +16,7 @@ COMMANDS = {
     "train-ranker": "train_ranker",
     "train-retriever": "train_retriever",
     "evaluate": "evaluate",
+    "rag-eval": "rag_eval",
     "serve": "serve",
     "teacher-sim": "teacher_sim",
 }

@@ -22,13 +22,17 @@ from components.versions import versions
 from jobs.common import job_main
 
 
-def make_retrievers(cfg: Config, collection: Collection, scratch: str) -> tuple[list[Retriever], dict[str, str]]:
-    """The configured retrievers whose artifacts exist, and a note for each one skipped."""
+def make_retrievers(
+    cfg: Config, collection: Collection, scratch: str, kinds: Optional[Sequence[str]] = None
+) -> tuple[list[Retriever], dict[str, str]]:
+    """The retrievers of ``kinds`` (default ``eval.retrievers``) whose artifacts exist, and a note
+    for each one skipped."""
+    kinds = cfg.eval.retrievers if kinds is None else kinds
     out: list[Retriever] = []
     skipped: dict[str, str] = {}
-    base = run_models.load_base(cfg, collection.corpus) if {"base", "ranker", "distilled"} & set(cfg.eval.retrievers) else None
+    base = run_models.load_base(cfg, collection.corpus) if {"base", "ranker", "distilled"} & set(kinds) else None
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    for kind in cfg.eval.retrievers:
+    for kind in kinds:
         if kind == "bm25":
             out.append(BM25Retriever(collection.corpus.ids, collection.corpus.passages(), cfg.bm25))
         elif kind == "base":
