@@ -55,8 +55,14 @@ def score_pairs(
 
 
 class _ScoreActor:
-    def __init__(self, path: str, max_length: int, batch_size: int) -> None:
-        self.model, self.tokenizer = load_ranker(path)
+    def __init__(self, uri: str, max_length: int, batch_size: int) -> None:
+        import tempfile
+
+        from components import storage
+
+        # Each actor fetches the model itself: on a cluster it may run on a node other than the driver's.
+        self.scratch = tempfile.TemporaryDirectory(prefix="idistill-ranker-")
+        self.model, self.tokenizer = load_ranker(storage.local_dir(uri, self.scratch.name))
         self.max_length, self.batch_size = max_length, batch_size
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -68,16 +74,17 @@ class _ScoreActor:
 
 
 def score_with_ray(
-    questions: Sequence[str], passages: Sequence[str], path: str, max_length: int, batch_size: int, actors: int, use_gpu: bool
+    questions: Sequence[str], passages: Sequence[str], uri: str, max_length: int, batch_size: int, actors: int, use_gpu: bool
 ) -> np.ndarray:
-    """Ranker scores for many pairs through a Ray Data actor pool; element i scores pair i."""
+    """Ranker scores for many pairs through a Ray Data actor pool; element i scores pair i. The
+    model is read from ``uri`` (a ranker directory, local or s3://) by each actor."""
     import ray
 
     rows = [{"row": i, "question": q, "passage": p} for i, (q, p) in enumerate(zip(questions, passages))]
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 4)))
     scored = ds.map_batches(
         _ScoreActor,
-        fn_constructor_kwargs={"path": path, "max_length": max_length, "batch_size": batch_size},
+        fn_constructor_kwargs={"uri": uri, "max_length": max_length, "batch_size": batch_size},
         batch_size=batch_size * 4,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),

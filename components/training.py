@@ -183,14 +183,17 @@ def fit(
     use_gpu: bool,
     cpus_per_worker: int | None,
     max_failures: int,
-    storage_path: str,
+    storage_uri: str,
     name: str,
 ) -> Any:
     """Run ``loop`` on ``num_workers`` Ray Train workers over ``rows``; return the final checkpoint.
 
-    Rerunning with the same ``storage_path`` and ``name`` after the driver died resumes from the
-    run's latest checkpoint.
+    Checkpoints go to ``storage_uri`` (a local path or ``s3://``) through the same filesystem as
+    every other artifact, so an S3-compatible endpoint reaches the workers too. Rerunning with the
+    same ``storage_uri`` and ``name`` after the driver died resumes from the latest checkpoint.
     """
+    from components import storage
+
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -210,7 +213,8 @@ def fit(
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
         run_config=RunConfig(
             name=name,
-            storage_path=storage_path,
+            storage_path=storage.filesystem(storage_uri)[1],
+            storage_filesystem=storage.filesystem(storage_uri)[0],
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=max_failures),
         ),

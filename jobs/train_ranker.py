@@ -31,9 +31,8 @@ class NoUsableLabels(DataError):
 
 
 def checkpoint_root(cfg: Config, stage: str) -> str:
-    """Ray Train's storage_path: an absolute local path or the s3:// URI."""
-    uri = storage.join(cfg.run_dir, stage, "checkpoints")
-    return uri if storage.is_remote(uri) else storage.filesystem(uri)[1]
+    """Where Ray Train keeps the stage's checkpoints: under the run directory, local or s3://."""
+    return storage.join(cfg.run_dir, stage, "checkpoints")
 
 
 def use_gpu(cfg: Config) -> bool:

@@ -10,7 +10,6 @@ retriever is the new query encoder over ``RUN/index/base``. Writes ``RUN/retriev
 from __future__ import annotations
 
 import sys
-import tempfile
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -39,11 +38,10 @@ def ranker_scores(cfg: Config, ranker_model: str, questions: list[str], candidat
             return [np.asarray(s, dtype=np.float32) for s in table.column("scores").to_pylist()]
     init_ray(cfg.ray)
     rc = cfg.train.ranker
-    with tempfile.TemporaryDirectory() as scratch:
-        flat = score_with_ray(
-            [q for q, c in zip(questions, candidates) for _ in c], [passages[d] for c in candidates for d in c],
-            storage.local_dir(ranker_model, scratch), rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
-        )
+    flat = score_with_ray(
+        [q for q, c in zip(questions, candidates) for _ in c], [passages[d] for c in candidates for d in c],
+        ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
+    )
     out, at = [], 0
     for c in candidates:
         out.append(flat[at : at + len(c)])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any, Iterable
 
 import pytest
+
+from components import storage
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -64,3 +67,28 @@ def minilm():
     from components.config import EncoderConfig
 
     return encoders.load_encoder(EncoderConfig())
+
+
+@pytest.fixture()
+def s3_server(monkeypatch):
+    """A real S3-compatible server (moto) on 127.0.0.1 with one bucket; the AWS env points at it."""
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    for key, value in {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    storage._s3.cache_clear()
+    import boto3
+
+    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1").create_bucket(Bucket="idistill")
+    yield "s3://idistill"
+    server.stop()
+    storage._s3.cache_clear()

@@ -1,7 +1,5 @@
 """Storage against the local disk and a real S3-compatible server (moto) on 127.0.0.1."""
 
-import socket
-
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -28,30 +26,6 @@ def test_failed_write_keeps_old_file_and_leaves_no_temp(tmp_path):
         storage.write_bytes(str(target), object())  # type: ignore[arg-type]
     assert storage.read_parquet(str(target)).column("x").to_pylist() == [1]
     assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
-
-
-@pytest.fixture()
-def s3_server(monkeypatch):
-    moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    for key, value in {
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    storage._s3.cache_clear()
-    import boto3
-
-    boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1").create_bucket(Bucket="idistill")
-    yield "s3://idistill"
-    server.stop()
-    storage._s3.cache_clear()
 
 
 def test_collection_and_index_round_trip_through_s3(tmp_path, s3_server):

@@ -1,0 +1,124 @@
+"""Cluster operation on real parts: a job submitted with `ray job submit` to a Ray head started
+here, and a whole pipeline run whose every artifact lives on a real S3-compatible server (moto) on
+127.0.0.1, then resumed from there."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from components import storage
+from components.corpus import load_collection
+from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "RAY_AUTH_MODE": "disabled", **extra}
+
+
+def _stop_cluster(temp_dir: str) -> None:
+    """Stop only the cluster started here (`ray stop` would also stop the test session's): the
+    processes naming its temp dir, and their descendants (Ray renames its actors' processes)."""
+    parent: dict[int, int] = {}
+    named: set[int] = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            parent[int(proc.name)] = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if temp_dir.encode() in (proc / "cmdline").read_bytes():
+                named.add(int(proc.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    pids = set(named)
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parent.items() if ppid in pids} - pids
+        pids |= children
+        grew = bool(children)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        time.sleep(3)
+
+
+@pytest.fixture()
+def ray_head():
+    """`ray start --head` on 127.0.0.1 with its own ports and temp dir; yields the dashboard address."""
+    temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
+    dashboard = _free_port()
+    cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
+           f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
+           f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+           f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+           f"--ray-client-server-port={_free_port()}", "--num-cpus=2", "--object-store-memory=200000000",
+           f"--temp-dir={temp_dir}"]
+    subprocess.run(cmd, env=_env(), check=True, capture_output=True, timeout=180)
+    try:
+        yield f"http://127.0.0.1:{dashboard}"
+    finally:
+        _stop_cluster(temp_dir)
+
+
+def test_ray_job_submit_runs_a_stage_on_a_running_cluster(ray_head, tmp_path):
+    run_dir = tmp_path / "run"
+    submit = [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--working-dir", str(ROOT),
+              "--runtime-env-json", json.dumps({"excludes": [".git"]}), "--",
+              "python", "-m", "jobs.index", "--run-dir", str(run_dir), "--set", "ray.embed_actors=1"]
+    done = subprocess.run(submit, env=_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "succeeded" in done.stdout.lower() and f"index: 265 passages" in done.stdout
+    manifest = json.loads((run_dir / "index" / "base" / "manifest.json").read_text())
+    assert manifest["num_docs"] == 265
+
+
+def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server, tmp_path):
+    run = storage.join(s3_server, "runs", "demo")
+    demo = load_collection("demo")
+    oracle = Oracle(demo, demo.split("train").qrels)
+    with SimulatorServer(TeacherSimulator(oracle, SimSettings())) as sim:
+        cmd = [str(BIN / "idistill"), "run", "--run-dir", run, "--llm-url", sim.base_url,
+               "--set", "labels.max_questions=12", "--set", "labels.num_candidates=5",
+               "--set", "train.ranker.epochs=1", "--set", "train.ranker.max_seq_length=64",
+               "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1"]
+        first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        for rel in ("manifest.json", "index/base/manifest.json", "index/base/faiss.index", "candidates/candidates.parquet",
+                    "labels/labels.parquet", "ranker/model/config.json", "ranker/manifest.json",
+                    "retriever/model/config.json", "retriever/manifest.json", "report/report.json", "report/topk.png"):
+            assert storage.exists(storage.join(run, rel)), rel
+        assert storage.list_files(storage.join(run, "labels", "calls"), ".parquet")
+        checkpoints = storage.join(run, "ranker", "checkpoints")
+        assert storage.is_dir(checkpoints)  # Ray Train's storage_path was the s3:// run too
+        assert not any(tmp_path.iterdir())  # nothing was written locally instead
+        report = storage.read_json(storage.join(run, "report", "report.json"))
+        assert {"bm25", "base-minilm", "ranker-rerank@5", "distilled"} <= set(report["retrievers"])
+
+        second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    out = second.stdout
+    assert "index: up to date" in out and "candidates: up to date" in out and "0 calls sent (12 cached)" in out
+    assert "ranker: up to date" in out and "retriever: up to date" in out
