@@ -41,6 +41,9 @@ class DataConfig(_Section):
     on_invalid: Literal["error", "warn"] = Field(
         "warn", description="Empty texts and qrels naming unknown ids: drop and count ('warn') or fail ('error')."
     )
+    questions: Literal["real", "generated"] = Field(
+        "real", description="training questions: the train split's, or written by the LLM from the corpus (generate.*)"
+    )
 
 
 class EncoderConfig(_Section):
@@ -82,6 +85,11 @@ class EvalConfig(_Section):
         "(each skipped, with a note, until its stage has run)",
     )
     batch_size: int = Field(256, ge=1, description="Questions encoded and searched per batch.")
+    other_runs: dict[str, str] = Field(
+        default_factory=dict,
+        description="row name → run dir: also evaluate those runs' distilled retrievers (same corpus and base index), "
+        "e.g. one trained on generated questions next to one trained on real ones",
+    )
 
 
 class EndpointConfig(_Section):
@@ -178,6 +186,39 @@ class GeneratorConfig(ChatClientConfig):
     max_words_per_passage: int = Field(100, ge=5)
     prompt_template: Optional[str] = Field(None, description="overrides prompts.ANSWER_TEMPLATE ({question}, {passages})")
     system_prompt: Optional[str] = None
+
+
+class QuestionExample(_Section):
+    passage: str
+    question: str
+
+
+class GenerateConfig(_Section):
+    """Corpus-only mode: the teacher LLM writes the training questions from sampled passages."""
+
+    count: int = Field(1000, ge=1, description="questions to keep after filtering")
+    per_passage: int = Field(1, ge=1, le=5, description="questions asked for per passage")
+    oversample: float = Field(1.5, ge=1, description="passages sampled per question wanted, to survive the filters")
+    min_words: int = Field(4, ge=1)
+    max_words: int = Field(30, ge=2)
+    max_copied_words: int = Field(8, ge=2, description="drop questions sharing this many consecutive words with the passage")
+    consistency_k: Optional[int] = Field(
+        20, ge=1, description="keep a question only if its source passage is in the base top-k (null: no such filter)"
+    )
+    max_words_per_passage: int = Field(200, ge=5)
+    examples: list[QuestionExample] = Field(
+        default_factory=lambda: [
+            QuestionExample(
+                passage="The Eiffel Tower was completed in 1889 as the entrance arch to the World's Fair in Paris.",
+                question="when was the eiffel tower built",
+            ),
+            QuestionExample(
+                passage="Boundary layer transition on a flat plate was delayed by suction through porous walls.",
+                question="how does wall suction affect boundary layer transition",
+            ),
+        ],
+        description="few-shot examples shown in the prompt",
+    )
 
 
 class RagEvalConfig(_Section):
@@ -277,6 +318,7 @@ class Config(_Section):
     generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     rag: RagEvalConfig = Field(default_factory=RagEvalConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
 

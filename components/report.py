@@ -32,9 +32,14 @@ def markdown(report: dict[str, Any]) -> str:
     teacher = report.get("teacher")
     if teacher:
         used = f", {teacher['labels_used']} used for training" if "labels_used" in teacher else ""
-        lines += ["", f"Teacher: {teacher['teacher']} ({teacher['backend']}); {teacher['questions']} training questions "
+        source = "LLM-written" if teacher.get("training_questions") == "generated" else "real"
+        lines += ["", f"Teacher: {teacher['teacher']} ({teacher['backend']}); {teacher['questions']} {source} training questions "
                   f"labelled: {teacher['complete']} complete, {teacher['repaired']} repaired, {teacher['unusable']} unusable, "
                   f"{teacher['failed']} failed{used}."]
+        gen = teacher.get("generation")
+        if gen:
+            lines += ["", f"Training questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "
+                      "dropped: " + (", ".join(f"{n} {why}" for why, n in gen["dropped"].items()) or "none") + "."]
     for name, why in (report.get("skipped") or {}).items():
         lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):

@@ -29,3 +29,8 @@ def ranker_uri(cfg: Config) -> str:
 
 def retriever_uri(cfg: Config) -> str:
     return storage.join(cfg.run_dir, "retriever")
+
+
+def questions_uri(cfg: Config) -> str:
+    """Generated training questions (corpus-only mode)."""
+    return storage.join(cfg.run_dir, "questions")

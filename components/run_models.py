@@ -38,12 +38,13 @@ def has_distilled(cfg: Config) -> bool:
     return storage.stage_is_done(retriever_uri(cfg))
 
 
-def load_distilled(cfg: Config, base: DenseRetriever, scratch: str) -> DenseRetriever:
-    """The Stage 2 query encoder searching the base index (whose passage vectors it was trained against)."""
+def load_distilled(cfg: Config, base: DenseRetriever, scratch: str, name: str = "distilled") -> DenseRetriever:
+    """The Stage 2 query encoder of ``cfg.run_dir`` searching ``base``'s index (refused unless its
+    passage vectors are the ones it was trained against)."""
     manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
     local = storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch)
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
-    return DenseRetriever("distilled", model, cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"])
+    return DenseRetriever(name, model, cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"])
 
 
 def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], str], depth: int, scratch: str) -> RerankRetriever:

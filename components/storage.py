@@ -88,13 +88,24 @@ def put_dir(local_dir: str, uri: str) -> None:
 
 
 def local_dir(uri: str, scratch: str) -> str:
-    """A local path holding the directory ``uri``: itself when local, else a copy under ``scratch``."""
+    """A local path holding the directory ``uri``: itself when local, else a new copy under ``scratch``."""
     if not is_remote(uri):
         return str(Path(uri).expanduser().resolve())
-    target = str(Path(scratch) / Path(uri.rstrip("/")).name)
+    # a fresh folder per copy: two models both named "model" must not overwrite each other's
+    # (memory-mapped) weights
+    Path(scratch).mkdir(parents=True, exist_ok=True)
+    target = Path(tempfile.mkdtemp(dir=scratch)) / Path(uri.rstrip("/")).name
     src_fs, src = filesystem(uri)
-    pafs.copy_files(src, target, source_filesystem=src_fs, destination_filesystem=pafs.LocalFileSystem())
-    return target
+    infos = src_fs.get_file_info(pafs.FileSelector(src, recursive=True, allow_not_found=True))
+    if not infos:
+        raise FileNotFoundError(f"no such directory, or an empty one: {uri}")
+    for info in infos:
+        if info.type == pafs.FileType.File:
+            dest = target / info.path[len(src.rstrip("/")) + 1 :]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with src_fs.open_input_stream(info.path) as f_in, open(dest, "wb") as f_out:
+                f_out.write(f_in.read())
+    return str(target)
 
 
 def content_hash(obj: Any) -> str:

@@ -19,10 +19,14 @@ from components.index import FaissIndex
 from components.retrieval import DenseRetriever, search_all
 from components.run_layout import candidates_uri
 from jobs.common import job_main, stage
+from jobs.generate_questions import generated_questions
 from jobs.index import build_index
 
 
 def training_questions(cfg: Config, collection: Collection) -> Questions:
+    """The train split's questions, or the LLM-written ones (``data.questions: generated``)."""
+    if cfg.data.questions == "generated":
+        return generated_questions(cfg, collection).head(cfg.labels.max_questions)
     questions = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions.head(cfg.labels.max_questions)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.train_split!r} has no judged questions to label")

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 COMMANDS = {
     "run": "pipeline",
     "index": "index",
+    "generate-questions": "generate_questions",
     "candidates": "candidates",
     "label": "label",
     "train-ranker": "train_ranker",

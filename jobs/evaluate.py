@@ -17,7 +17,7 @@ from components.config import Config
 from components.corpus import Collection, Qrels, Questions, load_collection
 from components.errors import DataError
 from components.retrieval import Retriever, search_all
-from components.run_layout import labels_uri, ranker_uri
+from components.run_layout import labels_uri, questions_uri, ranker_uri
 from components.versions import versions
 from jobs.common import job_main
 
@@ -47,6 +47,13 @@ def make_retrievers(
                 skipped[kind] = "no distilled retriever in this run"
                 continue
             out.append(run_models.load_distilled(cfg, base, scratch))
+    for name, run_dir in cfg.eval.other_runs.items():
+        other = cfg.model_copy(update={"run_dir": run_dir})
+        if not run_models.has_distilled(other):
+            skipped[f"distilled ({name})"] = f"no distilled retriever in {run_dir}"
+            continue
+        base = base or run_models.load_base(cfg, collection.corpus)
+        out.append(run_models.load_distilled(other, base, scratch, name=f"distilled ({name})"))
     return out, skipped
 
 
@@ -70,6 +77,10 @@ def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
     out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed")}
     if storage.stage_is_done(ranker_uri(cfg)):
         out["labels_used"] = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))["labels_used"]
+    out["training_questions"] = cfg.data.questions
+    generated = storage.join(questions_uri(cfg), "summary.json")
+    if cfg.data.questions == "generated" and storage.exists(generated):
+        out["generation"] = storage.read_json(generated)
     return out
 
 

@@ -20,25 +20,10 @@ from components.config import Config, EndpointConfig
 from components.corpus import Collection, load_collection
 from components.labelling import label_rows, make_tasks, run_labelling, summarize
 from components.llm.backends import chat_stage
-from components.llm.endpoints import open_pool, pool_model_name
+from components.llm.endpoints import teacher_model, teacher_pool
 from components.run_layout import labels_uri
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
-
-
-@contextlib.contextmanager
-def teacher_endpoints(cfg: Config) -> Iterator[list[EndpointConfig]]:
-    """The configured pool or a local llama.cpp server; none for vLLM, which runs inside Ray Data."""
-    if cfg.labels.backend == "vllm":
-        yield []
-    else:
-        with open_pool(cfg.labels) as endpoints:
-            yield endpoints
-
-
-def teacher_name(cfg: Config) -> str:
-    """The model part of every label key."""
-    return cfg.labels.vllm.model if cfg.labels.backend == "vllm" else pool_model_name(cfg.labels)
 
 
 @stage
@@ -52,13 +37,13 @@ def label(cfg: Config, collection: Optional[Collection] = None) -> str:
     )
     out = labels_uri(cfg)
     store = call_cache.open_store(storage.join(out, "calls"))
-    model = teacher_name(cfg)
+    model = teacher_model(cfg.labels)
     with contextlib.ExitStack() as stack:
         started: list[list[EndpointConfig]] = []
 
         def send(rows: list[dict]) -> Iterator:
             if not started:  # first uncached call: bring up the teacher and Ray
-                started.append(stack.enter_context(teacher_endpoints(cfg)))
+                started.append(stack.enter_context(teacher_pool(cfg.labels)))
                 init_ray(cfg.ray)
             return chat_stage(rows, started[0], cfg.labels)
 

@@ -1,6 +1,6 @@
 """The main job: every stage of a run in order, each skipped when its outputs are up to date.
 
-index → candidates → labels (teacher LLM) → Stage 1 ranker → Stage 2 retriever → evaluation report
+index → [questions written by the teacher, in corpus-only mode] → candidates → labels (teacher LLM) → Stage 1 ranker → Stage 2 retriever → evaluation report
 comparing BM25, the base retriever, the ranker re-ranking the base top-n, and the distilled
 retriever. When the teacher yields no usable label (a tiny local model can), the training stages
 are skipped with the reason recorded and the report still compares what exists.
@@ -19,6 +19,7 @@ from components.corpus import load_collection
 from components.versions import versions
 from jobs.common import forget_stage_outputs, job_main
 from jobs.evaluate import evaluate
+from jobs.generate_questions import generate_questions
 from jobs.candidates import build_candidates
 from jobs.index import build_index
 from jobs.label import label
@@ -41,14 +42,17 @@ def run_pipeline(cfg: Config) -> str:
         print(f"data: dropped on load: {collection.validation.describe()}")
     stages: dict[str, Any] = {}
     blocked = ""
-    for name, step in (
-        ("index", lambda: build_index(cfg, collection.corpus)),
+    steps = [("index", lambda: build_index(cfg, collection.corpus))]
+    if cfg.data.questions == "generated":
+        steps.append(("questions", lambda: generate_questions(cfg, collection)))
+    for name, step in steps + [
+
         ("candidates", lambda: build_candidates(cfg, collection)),
         ("label", lambda: label(cfg, collection)),
         ("ranker", lambda: train_ranker(cfg, collection)),
         ("retriever", lambda: train_retriever(cfg, collection)),
         ("evaluate", lambda: evaluate(cfg, collection)),
-    ):
+    ]:
         if blocked and name in ("ranker", "retriever"):
             stages[name] = {"status": "skipped", "reason": blocked}
             continue

@@ -1,5 +1,7 @@
 """Storage against the local disk and a real S3-compatible server (moto) on 127.0.0.1."""
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -49,3 +51,19 @@ def test_collection_and_index_round_trip_through_s3(tmp_path, s3_server):
     loaded = FaissIndex.load(uri, corpus_hash=col.corpus.content_hash())
     assert loaded.search(vecs[1:], 1)[0] == [["b"]]
     assert storage.exists(storage.join(uri, "manifest.json"))
+
+
+def test_a_model_directory_round_trips_through_s3(tmp_path, s3_server):
+    src = tmp_path / "model"
+    (src / "sub").mkdir(parents=True)
+    (src / "config.json").write_text('{"a": 1}')
+    (src / "sub" / "weights.bin").write_bytes(b"\x00\x01" * 1000)
+    uri = storage.join(s3_server, "run", "ranker", "model")
+    storage.put_dir(str(src), uri)
+    local = Path(storage.local_dir(uri, str(tmp_path / "scratch")))
+    assert (local / "config.json").read_text() == '{"a": 1}' and local.name == "model"
+    assert (local / "sub" / "weights.bin").read_bytes() == b"\x00\x01" * 1000
+    # another directory of the same name gets its own copy (the first may be memory-mapped)
+    assert storage.local_dir(uri, str(tmp_path / "scratch")) != str(local)
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        storage.local_dir(storage.join(s3_server, "nothing"), str(tmp_path / "scratch"))

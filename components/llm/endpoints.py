@@ -8,7 +8,7 @@ import json
 import urllib.request
 from typing import Iterator
 
-from components.config import ChatClientConfig, EndpointConfig
+from components.config import ChatClientConfig, EndpointConfig, LabelConfig
 from components.errors import ConfigError
 from components.llm.local_server import LocalLLMServer
 
@@ -42,3 +42,18 @@ def pool_model_name(cfg: ChatClientConfig) -> str:
     if cfg.endpoints:
         return "|".join(sorted({discover_model(e).model for e in cfg.endpoints}))
     return LocalLLMServer.alias(cfg.local)
+
+
+@contextlib.contextmanager
+def teacher_pool(cfg: LabelConfig) -> Iterator[list[EndpointConfig]]:
+    """The teacher's endpoints; none for vLLM, whose engines run inside Ray Data."""
+    if cfg.backend == "vllm":
+        yield []
+    else:
+        with open_pool(cfg) as endpoints:
+            yield endpoints
+
+
+def teacher_model(cfg: LabelConfig) -> str:
+    """The teacher's model name: part of every cached call's key."""
+    return cfg.vllm.model if cfg.backend == "vllm" else pool_model_name(cfg)

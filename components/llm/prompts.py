@@ -9,6 +9,9 @@ passages, and a short answer citing the tags it used, ``Paris [2]``. Without pas
 closed-book template asks from the model's own knowledge. Overridable with
 ``generator.prompt_template`` (``{question}``, ``{passages}``).
 
+Question writing (corpus-only mode): one passage, a few examples, and ``n`` questions it answers,
+one per line.
+
 Passage text is cut to a word budget so n passages fit small context windows.
 """
 
@@ -80,4 +83,26 @@ def answer_messages(
         user = template.format(question=question.strip(), passages=format_passages(passages, max_words))
     else:
         user = CLOSED_BOOK_TEMPLATE.format(question=question.strip())
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+
+DEFAULT_QUESTION_SYSTEM = "You write search questions that a given passage answers."
+
+QUESTION_TEMPLATE = (
+    "{examples}"
+    "Passage: {passage}\n\n"
+    "Write {n} different natural questions that a person might type into a search engine and that this "
+    "passage answers. Use your own words instead of copying phrases. One question per line, nothing else."
+)
+
+
+def question_messages(
+    passage: str, n: int, examples: Sequence[tuple[str, str]] = (), max_words: int = 200, system: str = DEFAULT_QUESTION_SYSTEM
+) -> list[dict[str, str]]:
+    """OpenAI chat messages asking the LLM for ``n`` questions that ``passage`` answers, after
+    ``examples`` of (passage, question)."""
+    shots = "".join(f"Passage: {truncate_words(' '.join(p.split()), max_words)}\nQuestion: {q.strip()}\n\n" for p, q in examples)
+    user = QUESTION_TEMPLATE.format(
+        examples=f"Examples:\n\n{shots}" if shots else "", passage=truncate_words(" ".join(passage.split()), max_words), n=n
+    )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]

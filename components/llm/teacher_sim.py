@@ -2,7 +2,12 @@
 
 It reads our ranking prompt, looks up which passages are relevant (a gold answer inside the passage,
 or a judged-relevant document when the collection has no answers), and answers with a permutation:
-relevant passages first, ordered by ``relevance + noise * N(0, 1)``. Knobs inject latency, HTTP
+relevant passages first, ordered by ``relevance + noise * N(0, 1)``.
+
+Asked to write questions for a passage (corpus-only mode), it builds each from the content words
+of one of the passage's sentences ("what is known about <up to 7 content words>"), a crude but
+deterministic stand-in for an LLM, and remembers its source passage: when later asked to rank for
+that question, the source passage is the relevant one, as a capable LLM would judge it. Knobs inject latency, HTTP
 errors, malformed and truncated replies, and a concurrency cap (429 beyond it), so the labelling
 fan-out can be fault- and load-tested against a teacher of known quality. Results obtained with it
 are always reported as "simulated teacher" with these settings.
@@ -32,7 +37,9 @@ from components.llm.prompts import prompt_hash
 _QUESTION = re.compile(r"^Question:\s*(.*)$", re.MULTILINE)
 _PASSAGE = re.compile(r"^\[(\d+)\]\s*(.*)$", re.MULTILINE)
 _KEY_WORDS = 12
-
+_GENERATE = re.compile(r"Write (\d+) different natural questions")
+_STOP = frozenset("""a an and are as at be by for from has have in is it its of on or that the this to was were which
+with were been their there these those than then also into such can may not but about over under between""".split())
 
 @dataclass
 class SimSettings:
@@ -65,6 +72,10 @@ class Oracle:
         for doc_id, passage in zip(collection.corpus.ids, collection.corpus.passages()):
             self.docs_by_key.setdefault(_key(passage), set()).add(doc_id)
 
+    def remember(self, question: str, source_passage: str) -> None:
+        """A question the simulator wrote: its source passage is the relevant one."""
+        self.relevant_docs[" ".join(question.split())] = self.docs_by_key.get(_key(source_passage), set())
+
     def relevance(self, question: str, passages: list[str]) -> list[float]:
         q = " ".join(question.split())
         answers, docs = self.answers.get(q, []), self.relevant_docs.get(q, set())
@@ -91,6 +102,21 @@ class TeacherSimulator:
         order = sorted(range(len(passages)), key=lambda i: (-scores[i], i))
         return " > ".join(f"[{i + 1}]" for i in order)
 
+    def question_text(self, user: str, n: int) -> str:
+        """``n`` questions from the content words of the passage's sentences (one line each)."""
+        head = user.split("\n\nWrite ", 1)[0]
+        if "Passage: " not in head:
+            raise ValueError("question prompt has no 'Passage:' before 'Write'")
+        passage = " ".join(head.rsplit("Passage: ", 1)[1].split()).removesuffix(" …")
+        sentences = [s for s in re.split(r"(?<=[.!?])\s+", passage) if s.strip()] or [passage]
+        out = []
+        for i in range(n):
+            words = [w for w in re.findall(r"[A-Za-z][A-Za-z-]+", sentences[i % len(sentences)]) if w.lower() not in _STOP and len(w) > 3]
+            question = "what is known about " + " ".join(w.lower() for w in words[:7])
+            self.oracle.remember(question, passage)
+            out.append(question)
+        return "\n".join(out)
+
     async def chat(self, request: web.Request) -> web.Response:
         self.stats["requests"] += 1
         if request.headers.get("Authorization", "").startswith("Bearer "):
@@ -115,7 +141,8 @@ class TeacherSimulator:
                 self.stats[f"injected_{status}"] += 1
                 return web.json_response({"error": {"message": f"injected {status}"}}, status=status)
             try:
-                text = self.ranking_text(user)
+                wants = _GENERATE.search(user)
+                text = self.question_text(user, int(wants.group(1))) if wants else self.ranking_text(user)
             except ValueError as e:
                 return web.json_response({"error": {"message": str(e)}}, status=400)
             roll = self.rng.random()

@@ -1,0 +1,104 @@
+"""Stage: the teacher LLM writes the training questions from the corpus (corpus-only mode).
+
+Samples passages (seeded, stratified by document), asks the teacher (the labelling pool: an
+OpenAI-compatible endpoint, vLLM, or the local llama.cpp server) for ``generate.per_passage``
+questions each, parses and filters them (length, duplicates, copied spans), and, with
+``generate.consistency_k``, keeps a question only when the base retriever finds its source passage
+in the top k. Every reply is stored as it arrives (``RUN/questions/calls/``), so a rerun pays no
+call twice. Writes ``RUN/questions/generated.parquet`` (id, question, source passage id) and
+``summary.json`` with the count dropped at each filter. Used when ``data.questions: generated``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from typing import Any, Iterator, Optional, Sequence
+
+import pyarrow as pa
+
+from components import call_cache, encoders, question_gen, storage
+from components.config import Config, EndpointConfig
+from components.corpus import Collection, Questions, load_collection
+from components.errors import DataError
+from components.index import FaissIndex
+from components.llm.backends import chat_stage
+from components.llm.endpoints import teacher_model, teacher_pool
+from components.retrieval import DenseRetriever, search_all
+from components.run_layout import questions_uri
+from jobs.common import init_ray, job_main, stage
+from jobs.index import build_index
+
+
+def _consistent(cfg: Config, collection: Collection, rows: list[dict[str, Any]]) -> list[bool]:
+    """Is each question's source passage in the base retriever's top ``consistency_k``?"""
+    index = FaissIndex.load(build_index(cfg, collection.corpus), corpus_hash=collection.corpus.content_hash())
+    retriever = DenseRetriever("base", encoders.load_encoder(cfg.encoder), cfg.encoder, index)
+    hits = search_all(retriever, [r["question"] for r in rows], cfg.generate.consistency_k or 1, cfg.eval.batch_size)
+    return [r["source_id"] in ids for r, ids in zip(rows, hits.ids)]
+
+
+@stage
+def generate_questions(cfg: Config, collection: Optional[Collection] = None) -> str:
+    """Write (or reuse) the generated training questions; return the URI of ``generated.parquet``."""
+    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
+    g = cfg.generate
+    corpus = collection.corpus
+    model = teacher_model(cfg.labels)
+    out = questions_uri(cfg)
+    table_uri = storage.join(out, "generated.parquet")
+    inputs = {"corpus": corpus.content_hash(), "generate": g.model_dump(), "teacher": model, "seed": cfg.seed,
+              "encoder": cfg.encoder.model if g.consistency_k else None}
+    if storage.stage_is_current(out, inputs):
+        print(f"questions: up to date at {table_uri}, skipping")
+        return table_uri
+    wanted = math.ceil(g.count * g.oversample / g.per_passage)
+    sampled = question_gen.sample_passages(corpus.ids, corpus.titles, wanted, cfg.seed)
+    text_of = dict(zip(corpus.ids, corpus.passages()))
+    texts = [text_of[p] for p in sampled]
+    calls = question_gen.generation_calls(sampled, texts, g)
+    store = call_cache.open_store(storage.join(out, "calls"))
+    cache = call_cache.cached_replies(store)
+    with contextlib.ExitStack() as stack:
+        pool: list[list[EndpointConfig]] = []
+
+        def send(rows: list[dict[str, Any]]) -> Iterator[Any]:
+            if not pool:  # first uncached call: bring up the teacher and Ray
+                pool.append(stack.enter_context(teacher_pool(cfg.labels)))
+                init_ray(cfg.ray)
+            return chat_stage(rows, pool[0], cfg.labels)
+
+        sent = call_cache.complete(calls, model, store, cache, send)
+    store.compact()
+    replies = [(cache.get((c.question_id, c.prompt_hash, model)) or {}).get("text") for c in calls]
+    rows, dropped = question_gen.collect(sampled, texts, replies, g)
+    if g.consistency_k and rows:
+        ok = _consistent(cfg, collection, rows)
+        dropped["source_not_in_top_k"] = sum(not k for k in ok)
+        rows = [r for r, k in zip(rows, ok) if k]
+    kept = rows[: g.count]
+    if not kept:
+        raise DataError(f"the teacher's replies for {len(sampled)} passages left no question after filtering ({dict(dropped)})")
+    storage.write_parquet(table_uri, pa.Table.from_pylist(kept))
+    summary = {"teacher": model, "passages_sampled": len(sampled), "calls_sent": sent.sent, "calls_cached": sent.cached,
+               "failed_calls": len(sent.failed), "asked": len(sampled) * g.per_passage,
+               "dropped": dict(dropped), "passed_filters": len(rows), "kept": len(kept)}
+    storage.write_json(storage.join(out, "summary.json"), summary)
+    storage.mark_stage_done(out, inputs, kept=len(kept))
+    print(f"questions: {len(kept)} kept of {len(sampled)} passages x {g.per_passage} asked; dropped {dict(dropped)}; "
+          f"{sent.sent} calls sent ({sent.cached} cached) → {table_uri} (teacher: {model})")
+    return table_uri
+
+
+def generated_questions(cfg: Config, collection: Collection) -> Questions:
+    table = storage.read_parquet(generate_questions(cfg, collection)).to_pydict()
+    return Questions(ids=table["question_id"], texts=table["question"], answers=None)
+
+
+def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
+    return job_main(__doc__, generate_questions, argv, llm_options=True, prog=prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
