@@ -67,13 +67,26 @@ def rag_markdown(rag: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_png(report: dict[str, Any]) -> bytes:
-    """Top-k accuracy against k (log scale), one curve per retriever."""
+def _pyplot() -> Any:
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg")  # files only: no display needed
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png")
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def plot_png(report: dict[str, Any]) -> bytes:
+    """Top-k accuracy against k (log scale), one curve per retriever."""
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, r in report["retrievers"].items():
         ks = sorted(int(k) for k in r["top_k_accuracy"])
@@ -85,20 +98,12 @@ def plot_png(report: dict[str, Any]) -> bytes:
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{report['dataset']['name']} ({report['dataset']['split']}, n={report['dataset']['questions']})")
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def rag_png(rag: dict[str, Any]) -> bytes:
     """EM and F1 bars per RAG system."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     names = list(rag["rows"])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names)), 4), dpi=120)
     xs = range(len(names))
@@ -108,11 +113,7 @@ def rag_png(rag: dict[str, Any]) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_title(f"RAG QA, generator {rag['generator']} (n={rag['questions']})")
     ax.legend()
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return _png(fig)
 
 
 def write(report_dir: str, report: dict[str, Any]) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
 import sys
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
-from components.config import Config, RayConfig, load_config
+from components.config import Config, EndpointConfig, RayConfig, load_config
 from components.errors import IdistillError
 
 
@@ -106,3 +107,23 @@ def run_guarded(fn: Callable[[], object]) -> int:
         print(f"idistill: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+@contextlib.contextmanager
+def lazy_sender(
+    open_endpoints: Callable[[], ContextManager[list[EndpointConfig]]],
+    fan_out: Callable[[list[dict[str, Any]], list[EndpointConfig]], Iterator[Any]],
+    ray_cfg: RayConfig,
+) -> Iterator[Callable[[list[dict[str, Any]]], Iterator[Any]]]:
+    """A ``send`` for ``call_cache.complete`` that brings up the endpoints (perhaps a local
+    llama.cpp server) and Ray on its first call only, so a fully cached rerun starts neither."""
+    with contextlib.ExitStack() as stack:
+        pool: list[list[EndpointConfig]] = []
+
+        def send(rows: list[dict[str, Any]]) -> Iterator[Any]:
+            if not pool:
+                pool.append(stack.enter_context(open_endpoints()))
+                init_ray(ray_cfg)
+            return fan_out(rows, pool[0])
+
+        yield send

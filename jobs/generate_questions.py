@@ -11,15 +11,14 @@ call twice. Writes ``RUN/questions/generated.parquet`` (id, question, source pas
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sys
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pyarrow as pa
 
 from components import call_cache, encoders, question_gen, storage
-from components.config import Config, EndpointConfig
+from components.config import Config
 from components.corpus import Collection, Questions, load_collection
 from components.errors import DataError
 from components.index import FaissIndex
@@ -27,7 +26,7 @@ from components.llm.backends import chat_stage
 from components.llm.endpoints import teacher_model, teacher_pool
 from components.retrieval import DenseRetriever, search_all
 from components.run_layout import questions_uri
-from jobs.common import init_ray, job_main, stage
+from jobs.common import job_main, lazy_sender, stage
 from jobs.index import build_index
 
 
@@ -60,15 +59,7 @@ def generate_questions(cfg: Config, collection: Optional[Collection] = None) -> 
     calls = question_gen.generation_calls(sampled, texts, g)
     store = call_cache.open_store(storage.join(out, "calls"))
     cache = call_cache.cached_replies(store)
-    with contextlib.ExitStack() as stack:
-        pool: list[list[EndpointConfig]] = []
-
-        def send(rows: list[dict[str, Any]]) -> Iterator[Any]:
-            if not pool:  # first uncached call: bring up the teacher and Ray
-                pool.append(stack.enter_context(teacher_pool(cfg.labels)))
-                init_ray(cfg.ray)
-            return chat_stage(rows, pool[0], cfg.labels)
-
+    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool: chat_stage(rows, pool, cfg.labels), cfg.ray) as send:
         sent = call_cache.complete(calls, model, store, cache, send)
     store.compact()
     replies = [(cache.get((c.question_id, c.prompt_hash, model)) or {}).get("text") for c in calls]

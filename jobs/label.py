@@ -9,21 +9,20 @@ call twice. Writes ``RUN/labels/labels.parquet`` and ``summary.json``.
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from typing import Iterator, Optional, Sequence
+from typing import Optional, Sequence
 
 import pyarrow as pa
 
 from components import call_cache, storage
-from components.config import Config, EndpointConfig
+from components.config import Config
 from components.corpus import Collection, load_collection
 from components.labelling import label_rows, make_tasks, run_labelling, summarize
 from components.llm.backends import chat_stage
 from components.llm.endpoints import teacher_model, teacher_pool
 from components.run_layout import labels_uri
 from jobs.candidates import build_candidates
-from jobs.common import init_ray, job_main, stage
+from jobs.common import job_main, lazy_sender, stage
 
 
 @stage
@@ -38,15 +37,7 @@ def label(cfg: Config, collection: Optional[Collection] = None) -> str:
     out = labels_uri(cfg)
     store = call_cache.open_store(storage.join(out, "calls"))
     model = teacher_model(cfg.labels)
-    with contextlib.ExitStack() as stack:
-        started: list[list[EndpointConfig]] = []
-
-        def send(rows: list[dict]) -> Iterator:
-            if not started:  # first uncached call: bring up the teacher and Ray
-                started.append(stack.enter_context(teacher_pool(cfg.labels)))
-                init_ray(cfg.ray)
-            return chat_stage(rows, started[0], cfg.labels)
-
+    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool: chat_stage(rows, pool, cfg.labels), cfg.ray) as send:
         stats = run_labelling(tasks, cfg.labels, model, store, send)
     store.compact()
     rows = label_rows(tasks, model)

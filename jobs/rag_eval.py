@@ -12,14 +12,13 @@ RAG section to ``RUN/report/`` (``report.json``, ``report.md``, ``rag.png``).
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import tempfile
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from components import call_cache, qa_metrics, report, storage
-from components.config import Config, EndpointConfig
+from components.config import Config
 from components.corpus import Collection, load_collection
 from components.errors import DataError
 from components.llm.answers import parse_answer
@@ -27,7 +26,7 @@ from components.llm.backends import http_stage
 from components.llm.endpoints import open_pool, pool_model_name
 from components.llm.generator import generation_messages
 from components.retrieval import search_all
-from jobs.common import init_ray, job_main
+from jobs.common import job_main, lazy_sender
 from jobs.evaluate import evaluate, make_retrievers
 
 
@@ -78,15 +77,7 @@ def rag_eval(cfg: Config, collection: Optional[Collection] = None) -> str:
     store = call_cache.open_store(storage.join(rag_uri(cfg), "calls"))
     cache = call_cache.cached_replies(store)
     started = time.monotonic()
-    with contextlib.ExitStack() as stack:
-        pool: list[list[EndpointConfig]] = []
-
-        def send(rows: list[dict[str, Any]]) -> Iterator[Any]:
-            if not pool:  # first uncached call: bring up the generator and Ray
-                pool.append(stack.enter_context(open_pool(cfg.generator)))
-                init_ray(cfg.ray)
-            return http_stage(rows, pool[0], cfg.generator)
-
+    with lazy_sender(lambda: open_pool(cfg.generator), lambda rows, pool: http_stage(rows, pool, cfg.generator), cfg.ray) as send:
         sent = call_cache.complete(list(calls.values()), model, store, cache, send)
     store.compact()
     print(f"rag: {len(calls)} prompts, {sent.sent + sent.cached} distinct: {sent.sent} sent, {sent.cached} cached, "

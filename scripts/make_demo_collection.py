@@ -87,7 +87,7 @@ def build(seed: int) -> tuple[list[dict], list[dict]]:
         hist = doc(f"History of {town}", rng.choice([
             f"{town} was founded in {year} by {founder}, who bought the fishing rights of the estuary from the island council.",
             f"Records say {founder} established a trading post at {town} in {year}; it received its town charter a generation later.",
-        ]) + f" Raids and two great fires destroyed much of the early settlement, which was rebuilt in stone.")
+        ]) + " Raids and two great fires destroyed much of the early settlement, which was rebuilt in stone.")
         econ = doc(f"Economy of {town}", rng.choice([
             f"The economy of {town} rests on {export}, shipped from its quay to the mainland every week.",
             f"Merchants in {town} have traded in {export} for centuries, and the trade still employs a third of the town.",

@@ -90,7 +90,7 @@ def test_ray_job_submit_runs_a_stage_on_a_running_cluster(ray_head, tmp_path):
               "python", "-m", "jobs.index", "--run-dir", str(run_dir), "--set", "ray.embed_actors=1"]
     done = subprocess.run(submit, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "succeeded" in done.stdout.lower() and f"index: 265 passages" in done.stdout
+    assert "succeeded" in done.stdout.lower() and "index: 265 passages" in done.stdout
     manifest = json.loads((run_dir / "index" / "base" / "manifest.json").read_text())
     assert manifest["num_docs"] == 265
 
