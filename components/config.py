@@ -64,6 +64,7 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=1)
     ivf_nlist: int = Field(64, ge=1)
     ivf_nprobe: int = Field(8, ge=1)
+    gpu: bool = Field(True, description="search on the GPUs when faiss-gpu and a CUDA device are present (the gpu extra)")
 
 
 class BM25Config(_Section):
@@ -291,6 +292,11 @@ class TrainConfig(_Section):
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from the last checkpoint")
     ranker: RankerTrainConfig = Field(default_factory=RankerTrainConfig)
     retriever: RetrieverTrainConfig = Field(default_factory=RetrieverTrainConfig)
+    ablations: list[Literal["direct", "supervised"]] = Field(
+        default_factory=list,
+        description="also train the query encoder without the ranker, for the report: direct (KL to the teacher "
+        "LLM's permutation, no Stage 1) and supervised (contrastive on gold qrels, the other candidates as negatives)",
+    )
 
 
 class RayConfig(_Section):

@@ -86,7 +86,9 @@ class FaissIndex:
 
     @classmethod
     def load(cls, uri: str, corpus_hash: Optional[str] = None, use_gpu: bool = False) -> "FaissIndex":
-        """Load an index; with ``corpus_hash``, refuse one built from a different corpus."""
+        """Load an index; with ``corpus_hash``, refuse one built from a different corpus. With
+        ``use_gpu``, a flat or IVF index moves to every visible GPU when faiss has GPU support
+        (HNSW has no GPU version; an index to ``reconstruct`` from stays on the CPU)."""
         manifest_uri = storage.join(uri, MANIFEST_FILE)
         if not storage.exists(manifest_uri):
             raise DataError(f"no finished index at {uri} (missing {MANIFEST_FILE})")

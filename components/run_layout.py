@@ -34,3 +34,8 @@ def retriever_uri(cfg: Config) -> str:
 def questions_uri(cfg: Config) -> str:
     """Generated training questions (corpus-only mode)."""
     return storage.join(cfg.run_dir, "questions")
+
+
+def ablation_uri(cfg: Config, ablation: str) -> str:
+    """A query encoder trained without the ranker (``train.ablations``)."""
+    return storage.join(cfg.run_dir, f"retriever-{ablation}")

@@ -26,7 +26,7 @@ def dense_name(model: str) -> str:
 
 def load_base(cfg: Config, corpus: Corpus) -> DenseRetriever:
     """The base encoder over the run's base index (refused if built from another corpus)."""
-    index = FaissIndex.load(base_index_uri(cfg), corpus_hash=corpus.content_hash())
+    index = FaissIndex.load(base_index_uri(cfg), corpus_hash=corpus.content_hash(), use_gpu=cfg.index.gpu)
     return DenseRetriever(dense_name(cfg.encoder.model), encoders.load_encoder(cfg.encoder), cfg.encoder, index)
 
 
@@ -38,11 +38,14 @@ def has_distilled(cfg: Config) -> bool:
     return storage.stage_is_done(retriever_uri(cfg))
 
 
-def load_distilled(cfg: Config, base: DenseRetriever, scratch: str, name: str = "distilled") -> DenseRetriever:
-    """The Stage 2 query encoder of ``cfg.run_dir`` searching ``base``'s index (refused unless its
-    passage vectors are the ones it was trained against)."""
-    manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
-    local = storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch)
+def load_distilled(
+    cfg: Config, base: DenseRetriever, scratch: str, name: str = "distilled", uri: str | None = None
+) -> DenseRetriever:
+    """The Stage 2 query encoder of ``cfg.run_dir`` (or the one trained at ``uri``) searching
+    ``base``'s index (refused unless its passage vectors are the ones it was trained against)."""
+    uri = uri or retriever_uri(cfg)
+    manifest = storage.read_json(storage.join(uri, "manifest.json"))
+    local = storage.local_dir(storage.join(uri, MODEL_DIR), scratch)
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
     return DenseRetriever(name, model, cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"])
 

@@ -46,7 +46,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-_STAGE_OUTPUTS: dict[tuple[str, str], Any] = {}
+_STAGE_OUTPUTS: dict[tuple[str, str, tuple], Any] = {}
 
 
 def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -59,7 +59,9 @@ def stage(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(cfg: Config, *args: Any, **kwargs: Any) -> Any:
-        key = (f"{fn.__module__}.{fn.__qualname__}", cfg.model_dump_json())
+        # plain arguments (an ablation's name) are part of the key; objects (a loaded collection) are not
+        plain = tuple(a for a in args if isinstance(a, (str, int)))
+        key = (f"{fn.__module__}.{fn.__qualname__}", cfg.model_dump_json(), plain)
         if key not in _STAGE_OUTPUTS:
             _STAGE_OUTPUTS[key] = fn(cfg, *args, **kwargs)
         return _STAGE_OUTPUTS[key]

@@ -1,6 +1,7 @@
 """The main job: every stage of a run in order, each skipped when its outputs are up to date.
 
-index → [questions written by the teacher, in corpus-only mode] → candidates → labels (teacher LLM) → Stage 1 ranker → Stage 2 retriever → evaluation report
+index → [questions written by the teacher, in corpus-only mode] → candidates → labels (teacher LLM)
+→ Stage 1 ranker → Stage 2 retriever → [ablations without the ranker] → evaluation report
 comparing BM25, the base retriever, the ranker re-ranking the base top-n, and the distilled
 retriever. When the teacher yields no usable label (a tiny local model can), the training stages
 are skipped with the reason recorded and the report still compares what exists.
@@ -9,6 +10,7 @@ are skipped with the reason recorded and the report still compares what exists.
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import Any, Optional, Sequence
@@ -24,7 +26,7 @@ from jobs.candidates import build_candidates
 from jobs.index import build_index
 from jobs.label import label
 from jobs.train_ranker import NoUsableLabels, train_ranker
-from jobs.train_retriever import train_retriever
+from jobs.train_retriever import train_ablation, train_retriever
 
 
 def _write_manifest(cfg: Config, stages: dict[str, Any]) -> None:
@@ -51,9 +53,10 @@ def run_pipeline(cfg: Config) -> str:
         ("label", lambda: label(cfg, collection)),
         ("ranker", lambda: train_ranker(cfg, collection)),
         ("retriever", lambda: train_retriever(cfg, collection)),
+        *[(f"retriever-{a}", functools.partial(train_ablation, cfg, a, collection)) for a in cfg.train.ablations],
         ("evaluate", lambda: evaluate(cfg, collection)),
     ]:
-        if blocked and name in ("ranker", "retriever"):
+        if blocked and name.startswith(("ranker", "retriever")):
             stages[name] = {"status": "skipped", "reason": blocked}
             continue
         started = time.time()

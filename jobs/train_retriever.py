@@ -18,13 +18,16 @@ import pyarrow as pa
 from components import storage
 from components.config import Config
 from components.corpus import Collection, load_collection
+from components.errors import ConfigError, DataError
 from components.index import FaissIndex
 from components.ranker import score_with_ray
 from components.training import MODEL_DIR, retriever_loop
 from components.run_layout import base_index_uri, ranker_uri, retriever_uri
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
-from jobs.train_ranker import train_ranker, train_stage, use_gpu
+from jobs.generate_questions import generate_questions
+from jobs.label import label
+from jobs.train_ranker import USABLE, NoUsableLabels, train_ranker, train_stage, use_gpu
 
 
 def ranker_scores(cfg: Config, ranker_model: str, questions: list[str], candidates: list[list[str]], passages: dict[str, str]) -> list[np.ndarray]:
@@ -51,40 +54,102 @@ def ranker_scores(cfg: Config, ranker_model: str, questions: list[str], candidat
     return out
 
 
+def train_query_encoder(
+    cfg: Config, collection: Collection, stage_name: str, questions: list[str], candidates: list[list[str]],
+    teacher: list[np.ndarray], teacher_inputs: Any,
+) -> str:
+    """Train the query encoder on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
+    question's candidates, against the base index's frozen passage vectors; writes ``RUN/<stage_name>``."""
+    index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
+    width = max(len(c) for c in candidates)
+    rows: list[dict[str, Any]] = []
+    for question, ids, s in zip(questions, candidates, teacher):
+        vecs = np.zeros((width, index.manifest["dim"]), np.float32)
+        vecs[: len(ids)] = index.vectors(ids)
+        rows.append({
+            "question": question,
+            "passage_emb": vecs,
+            "ranker_scores": np.pad(s, (0, width - len(ids))).astype(np.float32),
+            "mask": np.arange(width) < len(ids),
+        })
+    tc = cfg.train.retriever
+    inputs = {"ranker": teacher_inputs, "index": index.manifest["files"],
+              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    out = storage.join(cfg.run_dir, stage_name)
+    if storage.stage_is_current(out, inputs):
+        print(f"{stage_name}: up to date at {out}, skipping")
+        return storage.join(out, MODEL_DIR)
+    model = train_stage(
+        cfg, stage_name, retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs,
+        document_encoder=index.manifest["encoder"], questions=len(rows),
+    )
+    print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
+    return model
+
+
 @stage
 def train_retriever(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Train the ranker if needed, then the query encoder; return the URI of the saved model."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
     ranker_model = train_ranker(cfg, collection)
     cands = storage.read_parquet(build_candidates(cfg, collection)).to_pydict()
-    index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     scores = ranker_scores(cfg, ranker_model, cands["question"], cands["candidate_ids"], passages)
-    width = max(len(c) for c in cands["candidate_ids"])
-    rows: list[dict[str, Any]] = []
-    for question, ids, s in zip(cands["question"], cands["candidate_ids"], scores):
-        vecs = np.zeros((width, index.manifest["dim"]), np.float32)
-        vecs[: len(ids)] = index.vectors(ids)
-        pad = width - len(ids)
-        rows.append({
-            "question": question,
-            "passage_emb": vecs,
-            "ranker_scores": np.pad(s, (0, pad)).astype(np.float32),
-            "mask": np.arange(width) < len(ids),
-        })
-    tc = cfg.train.retriever
-    inputs = {"ranker": storage.content_hash([s.tolist() for s in scores]), "index": index.manifest["files"],
-              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
-    out = retriever_uri(cfg)
-    if storage.stage_is_current(out, inputs):
-        print(f"retriever: up to date at {out}, skipping")
-        return storage.join(out, MODEL_DIR)
-    model = train_stage(
-        cfg, "retriever", retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs,
-        document_encoder=index.manifest["encoder"], questions=len(rows),
+    return train_query_encoder(
+        cfg, collection, "retriever", cands["question"], cands["candidate_ids"], scores,
+        storage.content_hash([s.tolist() for s in scores]),
     )
-    print(f"retriever: query encoder distilled on {len(rows)} questions → {model}")
-    return model
+
+
+# Hard targets: every positive equally likely, negatives at (numerically) zero, whatever tau_r.
+_NEGATIVE = -1e4
+
+
+@stage
+def train_ablation(cfg: Config, ablation: str, collection: Optional[Collection] = None) -> str:
+    """A query encoder trained without the ranker, to show what the ranker buys:
+
+    * ``direct``: the teacher LLM's permutation itself is the target (score ``-position``), on the
+      questions with a usable label.
+    * ``supervised``: gold relevance is the target: the judged-relevant candidates (the source
+      passage for generated questions) against the other candidates as hard negatives, on the
+      questions with at least one positive among their candidates.
+    """
+    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
+    cands = storage.read_parquet(build_candidates(cfg, collection)).to_pydict()
+    if ablation == "direct":
+        labels = storage.read_parquet(label(cfg, collection)).to_pylist()
+        usable = [r for r in labels if r["status"] in USABLE]
+        if not usable:
+            raise NoUsableLabels("no usable teacher labels: the direct ablation has nothing to learn from")
+        questions = [r["question"] for r in usable]
+        candidates = [list(r["ranked_ids"]) for r in usable]
+        teacher = [-np.arange(len(c), dtype=np.float32) for c in candidates]
+    elif ablation == "supervised":
+        positives = gold_positives(cfg, collection)
+        keep = [i for i, (qid, ids) in enumerate(zip(cands["question_id"], cands["candidate_ids"]))
+                if positives.get(qid, set()) & set(ids)]
+        if not keep:
+            raise DataError("no training question has a judged-relevant passage among its candidates")
+        questions = [cands["question"][i] for i in keep]
+        candidates = [list(cands["candidate_ids"][i]) for i in keep]
+        teacher = [np.array([0.0 if d in positives[cands["question_id"][i]] else _NEGATIVE for d in candidates[j]], np.float32)
+                   for j, i in enumerate(keep)]
+    else:
+        raise ConfigError(f"unknown ablation {ablation!r}; choose direct or supervised")
+    return train_query_encoder(
+        cfg, collection, f"retriever-{ablation}", questions, candidates, teacher,
+        storage.content_hash([ablation, candidates, [t.tolist() for t in teacher]]),
+    )
+
+
+def gold_positives(cfg: Config, collection: Collection) -> dict[str, set[str]]:
+    """Relevant passages per training question: the train qrels, or each generated question's source."""
+    if cfg.data.questions == "generated":
+        table = storage.read_parquet(generate_questions(cfg, collection)).to_pydict()
+        return {q: {s} for q, s in zip(table["question_id"], table["source_id"])}
+    qrels = collection.split(cfg.data.train_split, cfg.data.on_invalid).qrels
+    return {q: {d for d, r in docs.items() if r > 0} for q, docs in qrels.items()}
 
 
 def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:

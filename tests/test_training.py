@@ -117,9 +117,14 @@ SMALL = ["labels.max_questions=24", "labels.num_candidates=5", "train.ranker.max
 
 def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes(ray_cluster, tmp_path):
     with _sim() as sim:
-        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL])
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                 "train.ablations=[direct, supervised]"])
         report = json.loads(Path(run_pipeline(cfg)).read_text())
-        assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled"}
+        assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled",
+                                             "direct (no ranker)", "supervised (gold qrels)"}
+        direct = json.loads((tmp_path / "retriever-direct" / "manifest.json").read_text())
+        supervised = json.loads((tmp_path / "retriever-supervised" / "manifest.json").read_text())
+        assert direct["questions"] == 24 and 0 < supervised["questions"] <= 24  # only questions with a positive
         assert report["teacher"]["teacher"] == "teacher-sim" and report["teacher"]["labels_used"] == 24
         stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
         assert all(s["status"] == "done" for s in stages.values())
