@@ -21,6 +21,13 @@ def shared_dataset(name: str) -> Path:
     return path
 
 
+def free_port() -> int:
+    """A TCP port nothing listens on right now, on 127.0.0.1."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def write_beir(
     root: Path,
     docs: Iterable[dict[str, Any]],
@@ -73,9 +80,7 @@ def minilm():
 def s3_server(monkeypatch):
     """A real S3-compatible server (moto) on 127.0.0.1 with one bucket; the AWS env points at it."""
     moto_server = pytest.importorskip("moto.server")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     for key, value in {

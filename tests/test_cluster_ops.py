@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,18 +17,18 @@ import pytest
 
 from components import storage
 from components.corpus import load_collection
-from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+from components.llm.teacher_sim import (
+    Oracle,
+    SimSettings,
+    SimulatorServer,
+    TeacherSimulator,
+)
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -69,12 +68,12 @@ def _stop_cluster(temp_dir: str) -> None:
 def ray_head():
     """`ray start --head` on 127.0.0.1 with its own ports and temp dir; yields the dashboard address."""
     temp_dir = tempfile.mkdtemp(prefix="rh", dir="/tmp")  # short: Ray's socket paths must stay < 108 bytes
-    dashboard = _free_port()
-    cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={_free_port()}",
+    dashboard = free_port()
+    cmd = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={free_port()}",
            f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1", "--include-dashboard=true",
-           f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-           f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
-           f"--ray-client-server-port={_free_port()}", "--num-cpus=2", "--object-store-memory=200000000",
+           f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+           f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
+           f"--ray-client-server-port={free_port()}", "--num-cpus=2", "--object-store-memory=200000000",
            f"--temp-dir={temp_dir}"]
     subprocess.run(cmd, env=_env(), check=True, capture_output=True, timeout=180)
     try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -23,20 +22,15 @@ from components.corpus import load_collection
 from jobs.index import build_index
 from jobs.serve import start
 from serve.app import DEFAULT_SERVE_CONFIG, run_config
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 
 TOKEN_ENV = "IDISTILL_TEST_SERVE_TOKEN"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _dead_url() -> str:
-    return f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    return f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +38,7 @@ def endpoint(ray_cluster, tmp_path_factory, monkeypatch_module):
     from ray import serve
 
     run_dir = str(tmp_path_factory.mktemp("serve_run"))
-    port = _free_port()
+    port = free_port()
     common = [f"serve.port={port}", "serve.max_k=20", "serve.max_body_bytes=2048"]
     cfg = run_config(run_dir, overrides=common + [f"serve.auth_token_env={TOKEN_ENV}_UNSET"])
     build_index(cfg)
