@@ -39,3 +39,8 @@ def questions_uri(cfg: Config) -> str:
 def ablation_uri(cfg: Config, ablation: str) -> str:
     """A query encoder trained without the ranker (``train.ablations``)."""
     return storage.join(cfg.run_dir, f"retriever-{ablation}")
+
+
+def rag_uri(cfg: Config) -> str:
+    """The RAG evaluation's generator calls."""
+    return storage.join(cfg.run_dir, "rag")

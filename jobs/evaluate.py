@@ -17,7 +17,7 @@ from components.config import Config
 from components.corpus import Collection, Qrels, Questions, load_collection
 from components.errors import DataError
 from components.retrieval import Retriever, search_all
-from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri
+from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri, retriever_uri
 from components.versions import versions
 from jobs.common import job_main
 
@@ -47,21 +47,17 @@ def make_retrievers(
                 skipped[kind] = "no distilled retriever in this run"
                 continue
             out.append(run_models.load_distilled(cfg, base, scratch))
-    for ablation in cfg.train.ablations:
-        uri = ablation_uri(cfg, ablation)
-        name = {"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[ablation]
+    # more query encoders over the same base index: this run's ablations, other runs' distilled ones
+    extra = [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a))
+             for a in cfg.train.ablations]
+    extra += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})))
+              for name, run_dir in cfg.eval.other_runs.items()]
+    for name, uri in extra:
         if not storage.stage_is_done(uri):
-            skipped[name] = f"not trained in this run ({uri})"
+            skipped[name] = f"not trained: no model at {uri}"
             continue
         base = base or run_models.load_base(cfg, collection.corpus)
         out.append(run_models.load_distilled(cfg, base, scratch, name=name, uri=uri))
-    for name, run_dir in cfg.eval.other_runs.items():
-        other = cfg.model_copy(update={"run_dir": run_dir})
-        if not run_models.has_distilled(other):
-            skipped[f"distilled ({name})"] = f"no distilled retriever in {run_dir}"
-            continue
-        base = base or run_models.load_base(cfg, collection.corpus)
-        out.append(run_models.load_distilled(other, base, scratch, name=f"distilled ({name})"))
     return out, skipped
 
 

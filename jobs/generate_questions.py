@@ -17,14 +17,13 @@ from typing import Any, Optional, Sequence
 
 import pyarrow as pa
 
-from components import call_cache, encoders, question_gen, storage
+from components import call_cache, question_gen, run_models, storage
 from components.config import Config
 from components.corpus import Collection, Questions, load_collection
 from components.errors import DataError
-from components.index import FaissIndex
 from components.llm.backends import chat_stage
 from components.llm.endpoints import teacher_model, teacher_pool
-from components.retrieval import DenseRetriever, search_all
+from components.retrieval import search_all
 from components.run_layout import questions_uri
 from jobs.common import job_main, lazy_sender, stage
 from jobs.index import build_index
@@ -32,9 +31,8 @@ from jobs.index import build_index
 
 def _consistent(cfg: Config, collection: Collection, rows: list[dict[str, Any]]) -> list[bool]:
     """Is each question's source passage in the base retriever's top ``consistency_k``?"""
-    index = FaissIndex.load(build_index(cfg, collection.corpus), corpus_hash=collection.corpus.content_hash())
-    retriever = DenseRetriever("base", encoders.load_encoder(cfg.encoder), cfg.encoder, index)
-    hits = search_all(retriever, [r["question"] for r in rows], cfg.generate.consistency_k or 1, cfg.eval.batch_size)
+    build_index(cfg, collection.corpus)
+    hits = search_all(run_models.load_base(cfg, collection.corpus), [r["question"] for r in rows], cfg.generate.consistency_k or 1, cfg.eval.batch_size)
     return [r["source_id"] in ids for r, ids in zip(rows, hits.ids)]
 
 

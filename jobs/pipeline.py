@@ -48,7 +48,6 @@ def run_pipeline(cfg: Config) -> str:
     if cfg.data.questions == "generated":
         steps.append(("questions", lambda: generate_questions(cfg, collection)))
     for name, step in steps + [
-
         ("candidates", lambda: build_candidates(cfg, collection)),
         ("label", lambda: label(cfg, collection)),
         ("ranker", lambda: train_ranker(cfg, collection)),

@@ -19,26 +19,24 @@ from typing import Any, Optional, Sequence
 
 from components import call_cache, qa_metrics, report, storage
 from components.config import Config
-from components.corpus import Collection, load_collection
+from components.corpus import Collection, Qrels, load_collection
 from components.errors import DataError
 from components.llm.answers import parse_answer
 from components.llm.backends import http_stage
 from components.llm.endpoints import open_pool, pool_model_name
 from components.llm.generator import generation_messages
 from components.retrieval import search_all
+from components.run_layout import rag_uri
 from jobs.common import job_main, lazy_sender
 from jobs.evaluate import evaluate, make_retrievers
 
 
-def rag_uri(cfg: Config) -> str:
-    return storage.join(cfg.run_dir, "rag")
-
-
-def contexts(cfg: Config, collection: Collection, question_ids: list[str], texts: list[str]) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
+def contexts(
+    cfg: Config, collection: Collection, qrels: Qrels, question_ids: list[str], texts: list[str]
+) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
     """Per system (``base-minilm k=5``, ``closed-book``, ``oracle``...): the passage ids given with each
     question; and a note for each retriever skipped."""
     systems: dict[str, list[list[str]]] = {}
-    split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
     with tempfile.TemporaryDirectory() as scratch:
         retrievers, skipped = make_retrievers(cfg, collection, scratch, cfg.rag.retrievers)
         for r in retrievers:
@@ -48,7 +46,7 @@ def contexts(cfg: Config, collection: Collection, question_ids: list[str], texts
     if cfg.rag.closed_book:
         systems["closed-book"] = [[] for _ in question_ids]
     if cfg.rag.oracle:
-        gold = [sorted(split.qrels.get(q, {}).items(), key=lambda kv: -kv[1]) for q in question_ids]
+        gold = [sorted(qrels.get(q, {}).items(), key=lambda kv: -kv[1]) for q in question_ids]
         systems["oracle"] = [[g[0][0]] if g else [] for g in gold]
     return systems, skipped
 
@@ -56,7 +54,8 @@ def contexts(cfg: Config, collection: Collection, question_ids: list[str], texts
 def rag_eval(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Answer and score every system; return the path of the updated ``report.json``."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
-    questions = collection.split(cfg.data.test_split, cfg.data.on_invalid).questions
+    split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
+    questions = split.questions
     if questions.answers is None:
         raise DataError(f"{collection.path}: the questions have no 'answers' field, so answers cannot be scored")
     keep = [i for i, a in enumerate(questions.answers) if a][: cfg.rag.max_questions]
@@ -66,7 +65,7 @@ def rag_eval(cfg: Config, collection: Optional[Collection] = None) -> str:
     texts = [questions.texts[i] for i in keep]
     golds = [list(questions.answers[i]) for i in keep]
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    systems, skipped = contexts(cfg, collection, qids, texts)
+    systems, skipped = contexts(cfg, collection, split.qrels, qids, texts)
 
     calls = {
         (name, i): call_cache.Call(qid, generation_messages(cfg.generator, q, [passages[d] for d in ids[i]]), cfg.generator.max_tokens)

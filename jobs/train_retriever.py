@@ -61,6 +61,13 @@ def train_query_encoder(
     """Train the query encoder on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
     question's candidates, against the base index's frozen passage vectors; writes ``RUN/<stage_name>``."""
     index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
+    tc = cfg.train.retriever
+    inputs = {"ranker": teacher_inputs, "index": index.manifest["files"],
+              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    out = storage.join(cfg.run_dir, stage_name)
+    if storage.stage_is_current(out, inputs):
+        print(f"{stage_name}: up to date at {out}, skipping")
+        return storage.join(out, MODEL_DIR)
     width = max(len(c) for c in candidates)
     rows: list[dict[str, Any]] = []
     for question, ids, s in zip(questions, candidates, teacher):
@@ -72,13 +79,6 @@ def train_query_encoder(
             "ranker_scores": np.pad(s, (0, width - len(ids))).astype(np.float32),
             "mask": np.arange(width) < len(ids),
         })
-    tc = cfg.train.retriever
-    inputs = {"ranker": teacher_inputs, "index": index.manifest["files"],
-              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
-    out = storage.join(cfg.run_dir, stage_name)
-    if storage.stage_is_current(out, inputs):
-        print(f"{stage_name}: up to date at {out}, skipping")
-        return storage.join(out, MODEL_DIR)
     model = train_stage(
         cfg, stage_name, retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs,
         document_encoder=index.manifest["encoder"], questions=len(rows),
