@@ -1,5 +1,7 @@
 """Paid LLM calls, cached: send only the requests whose reply is not stored yet, and store each
-reply the moment its batch returns.
+reply the moment its batch returns, in the process that received it (a Ray Data actor), so a
+driver killed mid-run loses only the requests still on the wire, not replies queued on their way
+back to it.
 
 Shared by the labelling rounds and the RAG evaluation. A reply is keyed by (question id, prompt
 hash, model), so a rerun, or a restart after a kill, pays for no call that already completed;
@@ -15,7 +17,6 @@ from typing import Any, Callable, Iterable
 from components.llm import prompts
 from components.shard_store import ShardStore
 
-Send = Callable[[list[dict[str, Any]]], Iterable[Any]]
 KEY_COLUMNS = ("question_id", "prompt_hash", "model")
 
 
@@ -38,6 +39,26 @@ def open_store(uri: str) -> ShardStore:
     return ShardStore(uri, KEY_COLUMNS)
 
 
+@dataclass(frozen=True)
+class ReplyWriter:
+    """Turns one batch of backend results into stored rows and appends them as one shard.
+    Picklable, so a backend can call it where the replies arrive."""
+
+    store: ShardStore
+    model: str
+    extra: dict[str, Any]
+
+    def rows(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [_row(rec, self.model, self.extra) for rec in records]
+
+    def __call__(self, records: list[dict[str, Any]]) -> None:
+        self.store.append(self.rows(records))
+
+
+# send(requests, persist): yields result batches (DataFrames) after ``persist`` has stored each.
+Send = Callable[[list[dict[str, Any]], ReplyWriter], Iterable[Any]]
+
+
 def cached_replies(store: ShardStore) -> dict[tuple[str, str, str], dict[str, Any]]:
     """Stored successful replies by key."""
     return {k: r for k, r in store.latest().items() if r["ok"]}
@@ -54,8 +75,8 @@ def complete(
     calls: list[Call], model: str, store: ShardStore, cache: dict[tuple[str, str, str], dict[str, Any]], send: Send,
     extra: dict[str, Any] | None = None,
 ) -> Sent:
-    """Send the calls missing from ``cache``, append every reply to ``store`` (with the ``extra``
-    columns) as its batch returns, and add the successful ones to ``cache``."""
+    """Send the calls missing from ``cache``; ``send`` stores every reply (with the ``extra``
+    columns) as its batch returns; add the successful ones to ``cache``."""
     by_id = {c.request_id: c for c in calls}
     requests = [
         {"request_id": rid, "messages": json.dumps(c.messages), "max_tokens": c.max_tokens}
@@ -63,11 +84,11 @@ def complete(
         if (c.question_id, c.prompt_hash, model) not in cache
     ]
     failed: dict[str, str] = {}
+    writer = ReplyWriter(store, model, dict(extra or {}))
     if requests:
-        for batch in send(requests):
-            rows = [_row(rec, by_id[rec["request_id"]], model, extra or {}) for rec in batch.to_dict("records")]
-            store.append(rows)
-            for rec, row in zip(batch.to_dict("records"), rows):
+        for batch in send(requests, writer):
+            records = batch.to_dict("records")
+            for rec, row in zip(records, writer.rows(records)):
                 if row["ok"]:
                     cache[(row["question_id"], row["prompt_hash"], model)] = row
                 else:
@@ -75,10 +96,11 @@ def complete(
     return Sent(sent=len(requests), cached=len(by_id) - len(requests), failed=failed)
 
 
-def _row(rec: dict[str, Any], call: Call, model: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _row(rec: dict[str, Any], model: str, extra: dict[str, Any]) -> dict[str, Any]:
+    question_id, prompt_hash = str(rec["request_id"]).rsplit(":", 1)  # see Call.request_id
     return {
-        "question_id": call.question_id,
-        "prompt_hash": call.prompt_hash,
+        "question_id": question_id,
+        "prompt_hash": prompt_hash,
         "model": model,
         **extra,
         "text": str(rec["text"]),

@@ -11,7 +11,9 @@ import sys
 from typing import Any, Callable, ContextManager, Iterator, Optional, Sequence
 
 from components.config import Config, EndpointConfig, RayConfig, load_config
+from components.call_cache import Send
 from components.errors import IdistillError
+from components.llm.backends import Persist
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, llm_options: bool = False) -> None:
@@ -114,18 +116,18 @@ def run_guarded(fn: Callable[[], object]) -> int:
 @contextlib.contextmanager
 def lazy_sender(
     open_endpoints: Callable[[], ContextManager[list[EndpointConfig]]],
-    fan_out: Callable[[list[dict[str, Any]], list[EndpointConfig]], Iterator[Any]],
+    fan_out: Callable[[list[dict[str, Any]], list[EndpointConfig], Persist], Iterator[Any]],
     ray_cfg: RayConfig,
-) -> Iterator[Callable[[list[dict[str, Any]]], Iterator[Any]]]:
+) -> Iterator[Send]:
     """A ``send`` for ``call_cache.complete`` that brings up the endpoints (perhaps a local
     llama.cpp server) and Ray on its first call only, so a fully cached rerun starts neither."""
     with contextlib.ExitStack() as stack:
         pool: list[list[EndpointConfig]] = []
 
-        def send(rows: list[dict[str, Any]]) -> Iterator[Any]:
+        def send(rows: list[dict[str, Any]], persist: Persist) -> Iterator[Any]:
             if not pool:
                 pool.append(stack.enter_context(open_endpoints()))
                 init_ray(ray_cfg)
-            return fan_out(rows, pool[0])
+            return fan_out(rows, pool[0], persist)
 
         yield send

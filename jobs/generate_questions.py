@@ -57,7 +57,7 @@ def generate_questions(cfg: Config, collection: Optional[Collection] = None) -> 
     calls = question_gen.generation_calls(sampled, texts, g)
     store = call_cache.open_store(storage.join(out, "calls"))
     cache = call_cache.cached_replies(store)
-    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool: chat_stage(rows, pool, cfg.labels), cfg.ray) as send:
+    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool, persist: chat_stage(rows, pool, cfg.labels, persist), cfg.ray) as send:
         sent = call_cache.complete(calls, model, store, cache, send)
     store.compact()
     replies = [(cache.get((c.question_id, c.prompt_hash, model)) or {}).get("text") for c in calls]

@@ -37,7 +37,7 @@ def label(cfg: Config, collection: Optional[Collection] = None) -> str:
     out = labels_uri(cfg)
     store = call_cache.open_store(storage.join(out, "calls"))
     model = teacher_model(cfg.labels)
-    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool: chat_stage(rows, pool, cfg.labels), cfg.ray) as send:
+    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool, persist: chat_stage(rows, pool, cfg.labels, persist), cfg.ray) as send:
         stats = run_labelling(tasks, cfg.labels, model, store, send)
     store.compact()
     rows = label_rows(tasks, model)

@@ -76,7 +76,7 @@ def rag_eval(cfg: Config, collection: Optional[Collection] = None) -> str:
     store = call_cache.open_store(storage.join(rag_uri(cfg), "calls"))
     cache = call_cache.cached_replies(store)
     started = time.monotonic()
-    with lazy_sender(lambda: open_pool(cfg.generator), lambda rows, pool: http_stage(rows, pool, cfg.generator), cfg.ray) as send:
+    with lazy_sender(lambda: open_pool(cfg.generator), lambda rows, pool, persist: http_stage(rows, pool, cfg.generator, persist), cfg.ray) as send:
         sent = call_cache.complete(list(calls.values()), model, store, cache, send)
     store.compact()
     print(f"rag: {len(calls)} prompts, {sent.sent + sent.cached} distinct: {sent.sent} sent, {sent.cached} cached, "

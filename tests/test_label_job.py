@@ -15,7 +15,7 @@ import pytest
 from components.config import load_config
 from components.corpus import load_collection
 from components.errors import ConfigError
-from components.llm.backends import BATCHES_IN_FLIGHT_PER_ACTOR, vllm_processor_config, vllm_stage
+from components.llm.backends import BATCHES_RUNNING_PER_ACTOR, vllm_processor_config, vllm_stage
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from jobs.candidates import build_candidates
 from jobs.common import forget_stage_outputs
@@ -87,7 +87,7 @@ def test_sigkill_mid_run_then_resume_loses_nothing_and_repays_only_in_flight(ray
     assert len(rows) == total and all(r["status"] == "complete" for r in rows)
     assert all(per_prompt[h] == 1 for h in stored)  # stored before the kill: never paid again
     repaid = sum(c - 1 for c in per_prompt.values())
-    assert repaid <= 2 * BATCHES_IN_FLIGHT_PER_ACTOR * 2  # only what was in flight: actors x batches x batch size
+    assert repaid <= 2 * BATCHES_RUNNING_PER_ACTOR * 2  # only what was on the wire: actors x batches x batch size
     assert len(per_prompt) == total
 
 
@@ -120,4 +120,4 @@ def test_vllm_backend_config_builds_without_vllm_and_refuses_a_cpu_cluster(ray_c
     assert proc_cfg.model_source == "/models/qwen"
     assert proc_cfg.engine_kwargs["tensor_parallel_size"] == 2
     with pytest.raises(ConfigError, match="needs 2 GPU"):
-        next(iter(vllm_stage([{"request_id": "r", "messages": "[]", "max_tokens": 8}], cfg.labels)))
+        next(iter(vllm_stage([{"request_id": "r", "messages": "[]", "max_tokens": 8}], cfg.labels, print)))

@@ -31,8 +31,10 @@ def _tasks(cfg: LabelConfig, n_questions=6, n_candidates=10):
 
 
 def _direct_send(pool: ChatPool):
-    def send(rows):
-        yield pd.DataFrame(complete_batch(pool, pd.DataFrame(rows).to_dict("list")))
+    def send(rows, persist):
+        frame = pd.DataFrame(complete_batch(pool, pd.DataFrame(rows).to_dict("list")))
+        persist(frame.to_dict("records"))
+        yield frame
 
     return send
 

@@ -24,17 +24,20 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
 from components.config import ChatClientConfig, EndpointConfig, LabelConfig
 from components.errors import ConfigError
 
+Persist = Callable[[list[dict[str, Any]]], None]  # stores one batch of result records (call_cache.ReplyWriter)
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
-# Batches Ray Data hands one actor ahead of time (3 run at once on its event loop). A driver killed
-# mid-run loses at most actors x this x batch_size replies that were paid but not yet stored.
+# Batches Ray Data hands one actor ahead of time, and how many of them run at once on its event
+# loop. Actors store replies themselves, so a job killed mid-run loses at most
+# actors x BATCHES_RUNNING_PER_ACTOR x batch_size replies that were paid for.
 BATCHES_IN_FLIGHT_PER_ACTOR = 4
+BATCHES_RUNNING_PER_ACTOR = 3
 
 
 @dataclass
@@ -191,6 +194,10 @@ def _columns(batch: dict[str, Any], results: list[ChatResult]) -> dict[str, list
     }
 
 
+def _records(columns: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
 def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]]:
     """Send one batch of chat-stage rows (``request_id``, JSON ``messages``, ``max_tokens``)
     concurrently through ``pool``, outside Ray; return the result columns."""
@@ -201,14 +208,17 @@ class _ChatActor:
     """A Ray Data actor holding one slice of the pool's capacity. Several batches run at once on
     one event loop, so the caps stay busy across batch boundaries instead of idling at each."""
 
-    def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int) -> None:
+    def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int, persist: Persist) -> None:
         self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], ChatClientConfig(**cfg), parts)
+        self.persist = persist
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
         results = asyncio.run_coroutine_threadsafe(self.pool.run(_requests(batch)), self.loop).result()
-        return _columns(batch, results)
+        columns = _columns(batch, results)
+        self.persist(_records(columns))  # stored here: a reply queued on its way to the driver is never lost
+        return columns
 
 
 def pool_actors(endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> int:
@@ -217,9 +227,12 @@ def pool_actors(endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> int:
     return max(1, min([cfg.actors] + [e.max_concurrency for e in endpoints]))
 
 
-def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> Iterator[dict[str, Any]]:
+def http_stage(
+    rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: ChatClientConfig, persist: Persist
+) -> Iterator[Any]:
     """Fan ``rows`` (``request_id``, JSON ``messages``, ``max_tokens``) out over the endpoint pool with
-    Ray Data; yields result batches as they complete, so the caller can persist them as it goes."""
+    Ray Data; each actor ``persist``s a batch's replies the moment they return, then the batch is
+    yielded to the caller."""
     import ray
 
     actors = pool_actors(endpoints, cfg)
@@ -230,13 +243,14 @@ def http_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg:
             "endpoints": [e.model_dump() for e in endpoints],
             "cfg": cfg.client_settings().model_dump(),
             "parts": actors,
+            "persist": persist,
         },
         batch_size=cfg.batch_size,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(
             size=actors,
             max_tasks_in_flight_per_actor=BATCHES_IN_FLIGHT_PER_ACTOR,
-            max_concurrent_calls_per_actor=BATCHES_IN_FLIGHT_PER_ACTOR - 1,
+            max_concurrent_calls_per_actor=BATCHES_RUNNING_PER_ACTOR,
             enable_true_multi_threading=True,
         ),
         num_cpus=cfg.actor_cpus,
@@ -263,9 +277,10 @@ def vllm_processor_config(cfg: LabelConfig) -> Any:
     )
 
 
-def vllm_stage(rows: list[dict[str, Any]], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+def vllm_stage(rows: list[dict[str, Any]], cfg: LabelConfig, persist: Persist) -> Iterator[Any]:
     """Rank with vLLM engines inside Ray Data on GPU workers. Refuses to start on a GPU-less
-    cluster, where the stage would otherwise wait for a GPU forever."""
+    cluster, where the stage would otherwise wait for a GPU forever. Replies are stored as each
+    batch reaches the driver (GPU time, not per-call fees, is what a kill loses here)."""
     import pandas as pd
     import ray
     from ray.data.llm import build_processor
@@ -297,11 +312,13 @@ def vllm_stage(rows: list[dict[str, Any]], cfg: LabelConfig) -> Iterator[dict[st
     )
     out = processor(ray.data.from_items(rows))
     for batch in out.iter_batches(batch_size=cfg.batch_size, batch_format="pandas"):
-        yield pd.DataFrame(batch)
+        frame = pd.DataFrame(batch)
+        persist(frame.to_dict("records"))
+        yield frame
 
 
-def chat_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig) -> Iterator[dict[str, Any]]:
+def chat_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig, persist: Persist) -> Iterator[Any]:
     """Dispatch to the configured backend."""
     if cfg.backend == "vllm":
-        return vllm_stage(rows, cfg)
-    return http_stage(rows, endpoints, cfg)
+        return vllm_stage(rows, cfg, persist)
+    return http_stage(rows, endpoints, cfg, persist)
