@@ -279,6 +279,15 @@ class RetrieverTrainConfig(_Section):
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    dev_fraction: float = Field(
+        0.1, ge=0, lt=1,
+        description="training questions held out to choose the weight averaging below (0: none, keep the trained model)",
+    )
+    interpolation: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1,
+        description="mixing weights α tried for (1-α)·base + α·trained; the best nDCG@10 on the dev questions "
+        "(against the teacher's top passage) is kept, ties going to the smaller α",
+    )
 
 
 class TrainConfig(_Section):

@@ -39,12 +39,19 @@ def use_gpu(cfg: Config) -> bool:
     return cluster_has_gpu() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
 
 
+# Given the trained model's local directory and a scratch folder: the directory of the model to
+# keep (perhaps a new one) and what to add to the stage's manifest about that choice.
+Finish = Callable[[str, str], tuple[str, dict[str, Any]]]
+
+
 def train_stage(
     cfg: Config, stage_name: str, loop: Callable[[dict[str, Any]], None], rows: list[dict[str, Any]],
-    loop_config: dict[str, Any], inputs: dict[str, Any], **details: Any,
+    loop_config: dict[str, Any], inputs: dict[str, Any], finish: Optional[Finish] = None, **details: Any,
 ) -> str:
     """Fit ``loop`` on Ray Train with the run's scaling and fault settings, then copy the final
-    model and loss curve into ``RUN/<stage_name>/`` (manifest last); return the model's URI."""
+    model (or the one ``finish`` derives from it) and the loss curve into ``RUN/<stage_name>/``,
+    manifest last, so a kill at any point leaves the stage unfinished rather than half-chosen;
+    return the model's URI."""
     init_ray(cfg.ray)
     t = cfg.train
     checkpoint = fit(
@@ -54,7 +61,11 @@ def train_stage(
     out_dir = storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:
         local = checkpoint.to_directory(scratch)
-        storage.put_dir(f"{local}/{MODEL_DIR}", storage.join(out_dir, MODEL_DIR))
+        model_dir = f"{local}/{MODEL_DIR}"
+        if finish is not None:
+            model_dir, chosen = finish(model_dir, tempfile.mkdtemp(dir=scratch))
+            details.update(chosen)
+        storage.put_dir(model_dir, storage.join(out_dir, MODEL_DIR))
         storage.write_bytes(storage.join(out_dir, LOSSES_FILE), Path(local, LOSSES_FILE).read_bytes())
     storage.mark_stage_done(out_dir, inputs, **details)
     return storage.join(out_dir, MODEL_DIR)

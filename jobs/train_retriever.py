@@ -9,17 +9,21 @@ retriever is the new query encoder over ``RUN/index/base``. Writes ``RUN/retriev
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from components import storage
+from components import encoders, storage
 from components.config import Config
 from components.corpus import Collection, load_collection
 from components.errors import ConfigError, DataError
 from components.index import FaissIndex
+from components.metrics import rank_metrics
+from components.retrieval import Hits
+from components.weight_averaging import dev_split, interpolate, pick_alpha
 from components.ranker import score_with_ray
 from components.training import MODEL_DIR, retriever_loop
 from components.run_layout import base_index_uri, ranker_uri, retriever_uri
@@ -55,14 +59,21 @@ def ranker_scores(cfg: Config, ranker_model: str, questions: list[str], candidat
 
 
 def train_query_encoder(
-    cfg: Config, collection: Collection, stage_name: str, questions: list[str], candidates: list[list[str]],
-    teacher: list[np.ndarray], teacher_inputs: Any,
+    cfg: Config, collection: Collection, stage_name: str, question_ids: list[str], questions: list[str],
+    candidates: list[list[str]], teacher: list[np.ndarray], teacher_inputs: Any,
+    dev_targets: dict[str, set[str]], dev_target: str,
 ) -> str:
     """Train the query encoder on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
-    question's candidates, against the base index's frozen passage vectors; writes ``RUN/<stage_name>``."""
+    question's candidates, against the base index's frozen passage vectors; writes ``RUN/<stage_name>``.
+
+    A ``dev_fraction`` of the questions with a ``dev_targets`` entry is held out of training; the
+    kept model is the weight average with the base encoder that retrieves those targets (described
+    by ``dev_target``) best.
+    """
     index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
-    inputs = {"ranker": teacher_inputs, "index": index.manifest["files"],
+    dev = dev_split([q for q in question_ids if dev_targets.get(q)], tc.dev_fraction, cfg.seed)
+    inputs = {"ranker": teacher_inputs, "index": index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
     if storage.stage_is_current(out, inputs):
@@ -70,7 +81,9 @@ def train_query_encoder(
         return storage.join(out, MODEL_DIR)
     width = max(len(c) for c in candidates)
     rows: list[dict[str, Any]] = []
-    for question, ids, s in zip(questions, candidates, teacher):
+    for qid, question, ids, s in zip(question_ids, questions, candidates, teacher):
+        if qid in dev:
+            continue
         vecs = np.zeros((width, index.manifest["dim"]), np.float32)
         vecs[: len(ids)] = index.vectors(ids)
         rows.append({
@@ -79,12 +92,46 @@ def train_query_encoder(
             "ranker_scores": np.pad(s, (0, width - len(ids))).astype(np.float32),
             "mask": np.arange(width) < len(ids),
         })
+    dev_ids = sorted(dev)
+    text_of = dict(zip(question_ids, questions))
+    finish = functools.partial(
+        choose_average, cfg, index, stage_name, dev_ids, [text_of[q] for q in dev_ids],
+        {q: dev_targets[q] for q in dev_ids}, dev_target,
+    )
     model = train_stage(
-        cfg, stage_name, retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs,
+        cfg, stage_name, retriever_loop, rows, {**tc.model_dump(), "model": cfg.encoder.model}, inputs, finish=finish,
         document_encoder=index.manifest["encoder"], questions=len(rows),
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model
+
+
+def choose_average(
+    cfg: Config, index: FaissIndex, stage_name: str, dev_ids: list[str], dev_questions: list[str],
+    targets: dict[str, set[str]], target: str, trained_dir: str, scratch: str,
+) -> tuple[str, dict[str, Any]]:
+    """Score each weight average of the base and trained query encoders on the dev questions
+    (nDCG@10 of their teacher targets over the whole index); save the best one to ``scratch``."""
+    alphas = sorted(set(cfg.train.retriever.interpolation))
+    if not dev_ids:
+        print(f"{stage_name}: no dev questions, keeping the trained model as it is")
+        return trained_dir, {"dev": None}
+    base = encoders.load_encoder(cfg.encoder).state_dict()
+    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_dir}))
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    qrels = {q: {d: 1 for d in targets[q]} for q in dev_ids}
+    scores = []
+    for alpha in alphas:
+        model.load_state_dict(interpolate(base, trained, alpha))
+        ids, hit_scores = index.search(encoders.encode(model, dev_questions, cfg.encoder), 10)
+        scores.append(rank_metrics(Hits(ids, hit_scores), dev_ids, qrels, [10])["ndcg@10"])
+    chosen = pick_alpha(alphas, scores)
+    model.load_state_dict(interpolate(base, trained, chosen))
+    model.save(scratch)
+    curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
+    print(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
+    return scratch, {"dev": {"questions": len(dev_ids), "target": target, "alphas": alphas,
+                             "ndcg@10": scores, "alpha": chosen}}
 
 
 @stage
@@ -96,9 +143,19 @@ def train_retriever(cfg: Config, collection: Optional[Collection] = None) -> str
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     scores = ranker_scores(cfg, ranker_model, cands["question"], cands["candidate_ids"], passages)
     return train_query_encoder(
-        cfg, collection, "retriever", cands["question"], cands["candidate_ids"], scores,
-        storage.content_hash([s.tolist() for s in scores]),
+        cfg, collection, "retriever", cands["question_id"], cands["question"], cands["candidate_ids"], scores,
+        storage.content_hash([s.tolist() for s in scores]), teacher_top(cfg, collection), TEACHER_TOP,
     )
+
+
+TEACHER_TOP = "the teacher LLM's first passage"
+
+
+def teacher_top(cfg: Config, collection: Collection) -> dict[str, set[str]]:
+    """The teacher LLM's first passage of each usable label: the dev target available without
+    gold judgements."""
+    labels = storage.read_parquet(label(cfg, collection)).to_pylist()
+    return {r["question_id"]: {r["ranked_ids"][0]} for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
 
 
 # Hard targets: every positive equally likely, negatives at (numerically) zero, whatever tau_r.
@@ -122,24 +179,28 @@ def train_ablation(cfg: Config, ablation: str, collection: Optional[Collection] 
         usable = [r for r in labels if r["status"] in USABLE]
         if not usable:
             raise NoUsableLabels("no usable teacher labels: the direct ablation has nothing to learn from")
+        question_ids = [r["question_id"] for r in usable]
         questions = [r["question"] for r in usable]
         candidates = [list(r["ranked_ids"]) for r in usable]
         teacher = [-np.arange(len(c), dtype=np.float32) for c in candidates]
+        dev_targets, dev_target = teacher_top(cfg, collection), TEACHER_TOP
     elif ablation == "supervised":
         positives = gold_positives(cfg, collection)
         keep = [i for i, (qid, ids) in enumerate(zip(cands["question_id"], cands["candidate_ids"]))
                 if positives.get(qid, set()) & set(ids)]
         if not keep:
             raise DataError("no training question has a judged-relevant passage among its candidates")
+        question_ids = [cands["question_id"][i] for i in keep]
         questions = [cands["question"][i] for i in keep]
         candidates = [list(cands["candidate_ids"][i]) for i in keep]
         teacher = [np.array([0.0 if d in positives[cands["question_id"][i]] else _NEGATIVE for d in candidates[j]], np.float32)
                    for j, i in enumerate(keep)]
+        dev_targets, dev_target = positives, "the judged-relevant passages"
     else:
         raise ConfigError(f"unknown ablation {ablation!r}; choose direct or supervised")
     return train_query_encoder(
-        cfg, collection, f"retriever-{ablation}", questions, candidates, teacher,
-        storage.content_hash([ablation, candidates, [t.tolist() for t in teacher]]),
+        cfg, collection, f"retriever-{ablation}", question_ids, questions, candidates, teacher,
+        storage.content_hash([ablation, candidates, [t.tolist() for t in teacher]]), dev_targets, dev_target,
     )
 
 

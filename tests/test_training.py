@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from components import encoders
 from components.config import EncoderConfig, load_config
@@ -17,6 +18,7 @@ from components.corpus import load_collection
 from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from components.training import LOSSES_FILE, fit, retriever_loop
+from components.weight_averaging import interpolate, pick_alpha
 from jobs.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -124,7 +126,10 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
                                              "direct (no ranker)", "supervised (gold qrels)"}
         direct = json.loads((tmp_path / "retriever-direct" / "manifest.json").read_text())
         supervised = json.loads((tmp_path / "retriever-supervised" / "manifest.json").read_text())
-        assert direct["questions"] == 24 and 0 < supervised["questions"] <= 24  # only questions with a positive
+        dev = direct["dev"]["questions"]
+        assert dev == 2 and direct["questions"] == 24 - dev  # the dev questions are held out of training
+        assert 0 < supervised["questions"] <= 24 - supervised["dev"]["questions"]  # only questions with a positive
+        assert supervised["dev"]["target"] == "the judged-relevant passages"
         assert report["teacher"]["teacher"] == "teacher-sim" and report["teacher"]["labels_used"] == 24
         stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
         assert all(s["status"] == "done" for s in stages.values())
@@ -132,7 +137,14 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
         assert CrossEncoder(str(tmp_path / "ranker" / "model")).predict([("q", "p")]).shape == (1,)
-        assert SentenceTransformer(str(tmp_path / "retriever" / "model")).encode(["q"]).shape == (1, 384)
+        kept = SentenceTransformer(str(tmp_path / "retriever" / "model"))
+        assert kept.encode(["q"]).shape == (1, 384)
+        # The kept query encoder is the dev-chosen weight average of the base and the trained one.
+        chosen = json.loads((tmp_path / "retriever" / "manifest.json").read_text())["dev"]
+        assert chosen["alpha"] == pick_alpha(chosen["alphas"], chosen["ndcg@10"])
+        trained = SentenceTransformer(sorted(tmp_path.glob("retriever/checkpoints/*/checkpoint_*/model"))[-1].as_posix())
+        expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
+        assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())
 
         paid = sim.sim.stats["answered"]
         model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns
