@@ -52,7 +52,7 @@ def test_faulty_teacher_every_question_accounted_for(ray_cluster, tmp_path):
         # Malformed replies become unusable labels (kept, flagged), not crashes or silent drops.
         assert summary["unusable"] == stats.get("malformed", 0)
         assert all(r["error"] for r in rows if r["status"] == "failed")
-        assert summary["teacher"] == "teacher-sim"
+        assert summary["teacher"] == "teacher-sim[noise=0]"
 
         forget_stage_outputs()  # as a new job would
         label(cfg)  # rerun: nothing is paid twice

@@ -130,7 +130,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert dev == 2 and direct["questions"] == 24 - dev  # the dev questions are held out of training
         assert 0 < supervised["questions"] <= 24 - supervised["dev"]["questions"]  # only questions with a positive
         assert supervised["dev"]["target"] == "the judged-relevant passages"
-        assert report["teacher"]["teacher"] == "teacher-sim" and report["teacher"]["labels_used"] == 24
+        assert report["teacher"]["teacher"] == "teacher-sim[noise=0]" and report["teacher"]["labels_used"] == 24
         stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
         assert all(s["status"] == "done" for s in stages.values())
         assert (tmp_path / "ranker" / "model" / "config.json").exists()

@@ -53,6 +53,12 @@ class SimSettings:
     seed: int = 0
     model: str = "teacher-sim"
 
+    @property
+    def model_id(self) -> str:
+        """The name it serves under, carrying the setting that shapes its labels, so the report
+        names a simulated teacher with its noise and labels from two settings never share a cache."""
+        return f"{self.model}[noise={self.noise:g}]"
+
     def describe(self) -> str:
         return "simulated teacher (" + ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "model") + ")"
 
@@ -157,7 +163,7 @@ class TeacherSimulator:
                     "id": f"sim-{self.stats['answered']}",
                     "object": "chat.completion",
                     "created": int(time.time()),
-                    "model": s.model,
+                    "model": s.model_id,
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": len(user.split()), "completion_tokens": len(text.split()),
                               "total_tokens": len(user.split()) + len(text.split())},
@@ -172,7 +178,7 @@ class TeacherSimulator:
         )
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": self.settings.model, "object": "model"}]})
+        return web.json_response({"object": "list", "data": [{"id": self.settings.model_id, "object": "model"}]})
 
     def app(self) -> web.Application:
         app = web.Application()
