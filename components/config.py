@@ -265,12 +265,15 @@ class RankerTrainConfig(_Section):
     batch_questions: int = Field(4, ge=1, description="questions (lists of n pairs) per step per worker")
     max_seq_length: int = Field(256, ge=16)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    listmle_top_k: Optional[int] = Field(None, ge=1, description="train on the teacher's top k positions only")
+    loss: Literal["listmle", "listnet", "lambdaloss"] = Field(
+        "listmle", description="listwise loss on the teacher's order; listnet and lambdaloss are there for ablations"
+    )
+    listmle_top_k: Optional[int] = Field(None, ge=1, description="listmle only: train on the teacher's top k positions")
     score_batch_size: int = Field(64, ge=1, description="pairs per forward pass when scoring")
 
 
 class RetrieverTrainConfig(_Section):
-    """Stage 2: the query encoder learns the ranker's distribution over candidates (KL)."""
+    """Stage 2: the retriever learns the ranker's distribution over candidates (KL)."""
 
     epochs: int = Field(1, ge=1)
     lr: float = Field(5e-6, gt=0)
@@ -279,6 +282,11 @@ class RetrieverTrainConfig(_Section):
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    passages: Literal["frozen", "trained"] = Field(
+        "frozen", description="frozen: only the query encoder learns, over the base index's vectors; trained: both "
+        "sides learn (one shared encoder) and the corpus is re-embedded, candidates refreshed, every refresh_every epochs",
+    )
+    refresh_every: int = Field(1, ge=1, description="epochs between index refreshes when passages are trained")
     dev_fraction: float = Field(
         0.1, ge=0, lt=1,
         description="training questions held out to choose the weight averaging below (0: none, keep the trained model)",

@@ -20,8 +20,11 @@ class _EncodeActor:
     """One model per actor, reused for every batch the actor receives."""
 
     def __init__(self, encoder_cfg: dict[str, Any]) -> None:
+        import tempfile
+
         self.cfg = EncoderConfig(**encoder_cfg)
-        self.model = encoders.load_encoder(self.cfg)
+        self.scratch = tempfile.TemporaryDirectory()  # an s3:// model is fetched on the actor's node
+        self.model = encoders.load_encoder(encoders.fetched(self.cfg, self.scratch.name))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         vectors = encoders.encode(self.model, [str(t) for t in batch["text"]], self.cfg)

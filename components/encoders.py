@@ -45,6 +45,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def fetched(cfg: EncoderConfig, scratch: str) -> EncoderConfig:
+    """``cfg`` with a model saved under an ``s3://`` run directory copied into ``scratch`` first
+    (any other model spec unchanged): Stage 2's trained encoders can live there."""
+    from components import storage
+
+    if not storage.is_remote(cfg.model):
+        return cfg
+    return cfg.model_copy(update={"model": storage.local_dir(cfg.model, scratch)})
+
+
 def load_encoder(cfg: EncoderConfig) -> Any:
     """A ``SentenceTransformer`` on the configured device with the configured sequence length."""
     from sentence_transformers import SentenceTransformer

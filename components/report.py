@@ -40,6 +40,13 @@ def markdown(report: dict[str, Any]) -> str:
         if gen:
             lines += ["", f"Training questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "
                       "dropped: " + (", ".join(f"{n} {why}" for why, n in gen["dropped"].items()) or "none") + "."]
+    for name, trained in (report.get("query_encoders") or {}).items():
+        dev = trained.get("dev")
+        if dev:
+            curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
+            lines += ["", f"{name}: trained on {trained['questions']} questions; kept (1-α)·base + α·trained with "
+                      f"α={dev['alpha']:g}, chosen by nDCG@10 of {dev['target']} on {dev['questions']} held-out "
+                      f"training questions ({curve})."]
     for name, why in (report.get("skipped") or {}).items():
         lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):

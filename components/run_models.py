@@ -42,12 +42,16 @@ def load_distilled(
     cfg: Config, base: DenseRetriever, scratch: str, name: str = "distilled", uri: str | None = None
 ) -> DenseRetriever:
     """The Stage 2 query encoder of ``cfg.run_dir`` (or the one trained at ``uri``) searching
-    ``base``'s index (refused unless its passage vectors are the ones it was trained against)."""
+    ``base``'s index, or the stage's own index when its passage side was trained (refused unless
+    the passage vectors are the ones it was trained against)."""
     uri = uri or retriever_uri(cfg)
     manifest = storage.read_json(storage.join(uri, "manifest.json"))
     local = storage.local_dir(storage.join(uri, MODEL_DIR), scratch)
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
-    return DenseRetriever(name, model, cfg.encoder, base.index, manifest["document_encoder"]["fingerprint"])
+    index = base.index
+    if manifest.get("index"):  # its passage side was trained too: it has an index of its own
+        index = FaissIndex.load(manifest["index"], corpus_hash=base.index.manifest["corpus_hash"], use_gpu=cfg.index.gpu)
+    return DenseRetriever(name, model, cfg.encoder, index, manifest["document_encoder"]["fingerprint"])
 
 
 def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], str], depth: int, scratch: str) -> RerankRetriever:

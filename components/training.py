@@ -34,7 +34,8 @@ class Stage(Protocol):
 
 
 class RankerStage:
-    """Stage 1: cross-encoder, ListMLE over each question's candidates in the teacher's order."""
+    """Stage 1: cross-encoder, a listwise loss (ListMLE by default) over each question's candidates
+    in the teacher's order."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -48,7 +49,7 @@ class RankerStage:
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
         import torch
 
-        from components.losses import listmle_loss
+        from components.losses import lambda_loss, listmle_loss, listnet_loss
         from components.ranker import pair_logits
 
         lists = [list(p) for p in batch["passages"]]
@@ -57,8 +58,13 @@ class RankerStage:
         questions = [str(q) for q, p in zip(batch["question"], lists) for _ in p]
         logits = pair_logits(model, self.tokenizer, questions, [str(x) for p in lists for x in p], self.config["max_seq_length"])
         scores = torch.zeros(mask.shape, dtype=logits.dtype, device=logits.device)
-        scores = scores.masked_scatter(mask.to(logits.device), logits)
-        return listmle_loss(scores, mask.to(logits.device), self.config["listmle_top_k"])
+        mask = mask.to(logits.device)
+        scores = scores.masked_scatter(mask, logits)
+        if self.config["loss"] == "listnet":
+            return listnet_loss(scores, mask)
+        if self.config["loss"] == "lambdaloss":
+            return lambda_loss(scores, mask)
+        return listmle_loss(scores, mask, self.config["listmle_top_k"])
 
     def save(self, model: Any, path: str) -> None:
         model.save_pretrained(path)
@@ -66,37 +72,57 @@ class RankerStage:
 
 
 class RetrieverStage:
-    """Stage 2: query encoder, KL(ranker ‖ retriever) over candidates with frozen passage vectors."""
+    """Stage 2: the retriever learns KL(ranker ‖ retriever) over each question's candidates. The
+    passage side is either frozen (rows carry the index's ``passage_emb``) or trained (rows carry
+    the ``passages`` text, encoded here by the same model, as in the symmetric base encoder)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
 
     def build(self) -> Any:
+        import tempfile
+
         from sentence_transformers import SentenceTransformer
 
+        from components import storage
         from components.encoders import resolve_model
 
-        model = SentenceTransformer(resolve_model(self.config["model"]), device="cpu")
-        model.max_seq_length = self.config["max_seq_length"]
-        self.tokenize = model.tokenize
+        self.scratch = tempfile.TemporaryDirectory()  # a previous round's model under s3:// is fetched here
+        source = storage.local_dir(self.config["model"], self.scratch.name) if storage.is_remote(self.config["model"]) \
+            else resolve_model(self.config["model"])
+        model = SentenceTransformer(source, device="cpu")
+        self.module = model
         return model.train()
+
+    def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:
+        import torch.nn.functional as F
+
+        self.module.max_seq_length = max_seq_length  # read by tokenize
+        features = {k: v.to(device) for k, v in self.module.tokenize(texts).items() if hasattr(v, "to")}
+        return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
         import torch
-        import torch.nn.functional as F
 
         from components.losses import distill_kl_loss
 
         device = next(model.parameters()).device
-        features = {k: v.to(device) for k, v in self.tokenize([str(q) for q in batch["question"]]).items() if hasattr(v, "to")}
-        queries = F.normalize(model(features)["sentence_embedding"], dim=-1)
-        passages = torch.as_tensor(np.stack(batch["passage_emb"]), device=device, dtype=queries.dtype)
+        questions = [str(q) for q in batch["question"]]
+        if "passages" in batch:
+            # one forward pass for questions and passages: DDP expects one per backward
+            lists = [[str(p) for p in row] for row in batch["passages"]]
+            flat = self._encode(model, questions + [p for row in lists for p in row], self.config["passage_max_seq_length"], device)
+            queries, passages = flat[: len(questions)], flat[len(questions) :].view(len(lists), len(lists[0]), -1)
+        else:
+            queries = self._encode(model, questions, self.config["max_seq_length"], device)
+            passages = torch.as_tensor(np.stack(batch["passage_emb"]), device=device, dtype=queries.dtype)
         scores = torch.einsum("bd,bnd->bn", queries, passages)
         ranker = torch.as_tensor(np.stack(batch["ranker_scores"]), device=device, dtype=queries.dtype)
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
         return distill_kl_loss(scores, ranker, self.config["tau_retriever"], self.config["tau_ranker"], mask)
 
     def save(self, model: Any, path: str) -> None:
+        model.max_seq_length = self.config["passage_max_seq_length"]  # what the saved encoder indexes with
         model.save(path)
 
 

@@ -47,18 +47,34 @@ def make_retrievers(
                 skipped[kind] = "no distilled retriever in this run"
                 continue
             out.append(run_models.load_distilled(cfg, base, scratch))
-    # more query encoders over the same base index: this run's ablations, other runs' distilled ones
-    extra = [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a))
-             for a in cfg.train.ablations]
-    extra += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})))
-              for name, run_dir in cfg.eval.other_runs.items()]
-    for name, uri in extra:
+    for name, uri in query_encoders(cfg)[1:]:
         if not storage.stage_is_done(uri):
             skipped[name] = f"not trained: no model at {uri}"
             continue
         base = base or run_models.load_base(cfg, collection.corpus)
         out.append(run_models.load_distilled(cfg, base, scratch, name=name, uri=uri))
     return out, skipped
+
+
+def query_encoders(cfg: Config) -> list[tuple[str, str]]:
+    """Report name and stage URI of each trained query encoder over the base index: this run's
+    distilled one, its ablations, then other runs' distilled ones."""
+    out = [("distilled", retriever_uri(cfg))]
+    out += [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a))
+            for a in cfg.train.ablations]
+    out += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})))
+            for name, run_dir in cfg.eval.other_runs.items()]
+    return out
+
+
+def training_summary(cfg: Config) -> dict[str, Any]:
+    """Per trained query encoder: its training questions and the dev-chosen weight average."""
+    out = {}
+    for name, uri in query_encoders(cfg):
+        if storage.stage_is_done(uri):
+            manifest = storage.read_json(storage.join(uri, "manifest.json"))
+            out[name] = {"questions": manifest.get("questions"), "dev": manifest.get("dev")}
+    return out
 
 
 def evaluate_retriever(
@@ -113,6 +129,7 @@ def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
         "retrievers": results,
         "skipped": skipped,
         "teacher": teacher_summary(cfg),
+        "query_encoders": training_summary(cfg),
         "validation": collection.validation.counts,
         "config": cfg.model_dump(mode="json"),
         "versions": versions(),

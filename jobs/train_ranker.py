@@ -46,19 +46,20 @@ Finish = Callable[[str, str], tuple[str, dict[str, Any]]]
 
 def train_stage(
     cfg: Config, stage_name: str, loop: Callable[[dict[str, Any]], None], rows: list[dict[str, Any]],
-    loop_config: dict[str, Any], inputs: dict[str, Any], finish: Optional[Finish] = None, **details: Any,
+    loop_config: dict[str, Any], inputs: dict[str, Any], finish: Optional[Finish] = None,
+    out_dir: Optional[str] = None, **details: Any,
 ) -> str:
     """Fit ``loop`` on Ray Train with the run's scaling and fault settings, then copy the final
-    model (or the one ``finish`` derives from it) and the loss curve into ``RUN/<stage_name>/``,
-    manifest last, so a kill at any point leaves the stage unfinished rather than half-chosen;
-    return the model's URI."""
+    model (or the one ``finish`` derives from it) and the loss curve into ``out_dir`` (default
+    ``RUN/<stage_name>/``), manifest last, so a kill at any point leaves the stage unfinished
+    rather than half-chosen; return the model's URI."""
     init_ray(cfg.ray)
     t = cfg.train
     checkpoint = fit(
         loop, rows, {**loop_config, "seed": cfg.seed}, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
         checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}",
     )
-    out_dir = storage.join(cfg.run_dir, stage_name)
+    out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:
         local = checkpoint.to_directory(scratch)
         model_dir = f"{local}/{MODEL_DIR}"

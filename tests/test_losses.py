@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from components.losses import distill_kl_loss, listmle_loss
+from components.losses import distill_kl_loss, lambda_loss, listmle_loss, listnet_loss
 
 
 def _plackett_luce_nll(scores: list[float]) -> float:
@@ -82,3 +82,52 @@ def test_kl_mask_and_ranker_is_not_trained():
     assert loss.item() == pytest.approx(float((p * (p.log() - qq.log())).sum()), rel=1e-5)
     loss.backward()
     assert r.grad is None and q.grad[0, 2] == 0
+
+
+def _listnet_brute(scores: list[float]) -> float:
+    y = [1 / (i + 1) for i in range(len(scores))]
+    z = sum(math.exp(s) for s in scores)
+    return -sum(yi / sum(y) * (s - math.log(z)) for yi, s in zip(y, scores))
+
+
+def test_listnet_matches_its_formula_and_masks_padding():
+    s = [0.3, -1.2, 2.0, 0.7]
+    assert listnet_loss(torch.tensor([s])).item() == pytest.approx(_listnet_brute(s), rel=1e-6)
+    padded = torch.tensor([[1.5, 0.2, -0.3, 9.0], s])
+    mask = torch.tensor([[True, True, True, False], [True] * 4])
+    expected = (_listnet_brute([1.5, 0.2, -0.3]) + _listnet_brute(s)) / 2
+    assert listnet_loss(padded, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert listnet_loss(torch.tensor([[3.0, 2.0, 1.0]])) < listnet_loss(torch.tensor([[1.0, 2.0, 3.0]]))
+
+
+def _lambda_brute(scores: list[float], sigma: float = 1.0) -> float:
+    n = len(scores)
+    y = [1 / (i + 1) for i in range(n)]
+    gains = [2**v - 1 for v in y]
+    max_dcg = sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+    gains = [g / max_dcg for g in gains]
+    rank = {i: r + 1 for r, i in enumerate(sorted(range(n), key=lambda i: -scores[i]))}
+    total = 0.0
+    for i in range(n):
+        for j in range(n):
+            if y[i] > y[j]:
+                gap = abs(rank[i] - rank[j])
+                delta = abs(1 / math.log2(1 + gap) - 1 / math.log2(2 + gap))
+                total += delta * abs(gains[i] - gains[j]) * math.log2(1 + math.exp(-sigma * (scores[i] - scores[j])))
+    return total
+
+
+def test_lambda_loss_matches_a_pair_by_pair_computation():
+    for s in ([0.3, -1.2, 2.0, 0.7], [2.0, 1.0, 0.0], [0.0, 0.5, 1.0, 1.5, -2.0]):
+        assert lambda_loss(torch.tensor([s])).item() == pytest.approx(_lambda_brute(s), rel=1e-5)
+    assert lambda_loss(torch.tensor([[1.0, 0.2]]), sigma=2.0).item() == pytest.approx(_lambda_brute([1.0, 0.2], 2.0), rel=1e-5)
+    padded = torch.tensor([[1.5, 0.2, -0.3, 9.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    assert lambda_loss(padded, mask).item() == pytest.approx(_lambda_brute([1.5, 0.2, -0.3]), rel=1e-5)
+
+
+def test_listwise_alternatives_push_the_teacher_first_up():
+    for loss in (listnet_loss, lambda_loss):
+        s = torch.tensor([[0.0, 0.1, 0.2]], requires_grad=True)
+        loss(s).backward()
+        assert s.grad[0, 0] < 0 < s.grad[0, 2], loss.__name__

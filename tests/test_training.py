@@ -142,6 +142,8 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         # The kept query encoder is the dev-chosen weight average of the base and the trained one.
         chosen = json.loads((tmp_path / "retriever" / "manifest.json").read_text())["dev"]
         assert chosen["alpha"] == pick_alpha(chosen["alphas"], chosen["ndcg@10"])
+        assert report["query_encoders"]["distilled"]["dev"] == chosen
+        assert f"α={chosen['alpha']:g}, chosen by nDCG@10" in (tmp_path / "report" / "report.md").read_text()
         trained = SentenceTransformer(sorted(tmp_path.glob("retriever/checkpoints/*/checkpoint_*/model"))[-1].as_posix())
         expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
         assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())

@@ -1,0 +1,94 @@
+"""Distillation quality: the whole pipeline per (labelled questions, seed), teacher = the simulator.
+
+    python benchmarks/distill_quality.py --data ../shared/datasets/squad-v1.1-dev \\
+        --labels 100 250 500 1000 --seeds 0 1 --noise 0.0 [--ablations] [--set key=value ...]
+
+Each configuration is a full ``run_pipeline`` in its own run directory under ``--out`` (rerunning
+resumes: finished stages are skipped). The simulated teacher ranks answer-bearing (or judged
+relevant) passages first with Gaussian noise ``--noise`` on 0/1 relevance; every figure printed
+names it, the data, and the split. Prints one row per retriever and configuration, then the mean
+and spread over seeds, and the dev-chosen weight-averaging α of each distilled retriever.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from components.config import load_config
+from components.corpus import load_collection
+from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+from jobs.pipeline import run_pipeline
+
+METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")),
+           ("top-20", ("top_k_accuracy", "20")), ("nDCG@10", ("ndcg@10",)))
+
+
+def _metric(row: dict, path: tuple[str, ...]) -> float:
+    for key in path:
+        row = row[key]
+    return float(row)  # type: ignore[arg-type]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="../shared/datasets/squad-v1.1-dev")
+    parser.add_argument("--labels", type=int, nargs="+", default=[1000], help="labelled training questions")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--noise", type=float, default=0.0, help="simulator: std of Gaussian noise on 0/1 relevance")
+    parser.add_argument("--ablations", action="store_true", help="also train the direct and supervised ablations")
+    parser.add_argument("--out", default="runs/quality")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+
+    collection = load_collection(args.data)
+    results: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    alphas: list[str] = []
+    for seed in args.seeds:
+        settings = SimSettings(noise=args.noise, seed=seed)
+        oracle = Oracle(collection, collection.split("train").qrels)
+        with SimulatorServer(TeacherSimulator(oracle, settings)) as sim:
+            for n in args.labels:
+                run_dir = Path(args.out) / f"{Path(args.data).name}-noise{args.noise:g}-n{n}-seed{seed}"
+                cfg = load_config(None, [
+                    f"run_dir={run_dir}", f"data.path={args.data}", f"seed={seed}", f"labels.max_questions={n}",
+                    f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]",
+                    *([ "train.ablations=[direct, supervised]"] if args.ablations else []), *args.overrides,
+                ])
+                started = time.monotonic()
+                report = json.loads(Path(run_pipeline(cfg)).read_text())
+                minutes = (time.monotonic() - started) / 60
+                test = report["dataset"]
+                print(f"\n## {test['name']} {test['split']} ({test['questions']} questions), teacher "
+                      f"{settings.describe()}, {report['teacher'].get('labels_used')} labels, seed {seed} ({minutes:.1f} min)")
+                for name, row in report["retrievers"].items():
+                    values = [_metric(row, path) for _, path in METRICS]
+                    for (metric, _), v in zip(METRICS, values):
+                        results[(n, name)][metric].append(v)
+                    print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+                for stage in ("retriever", "retriever-direct", "retriever-supervised"):
+                    manifest = run_dir / stage / "manifest.json"
+                    if manifest.exists() and json.loads(manifest.read_text()).get("dev"):
+                        dev = json.loads(manifest.read_text())["dev"]
+                        curve = " ".join(f"{a:g}:{s:.3f}" for a, s in zip(dev["alphas"], dev["ndcg@10"]))
+                        alphas.append(f"{stage} n={n} seed={seed}: dev nDCG@10 by α {curve} → α={dev['alpha']:g}")
+
+    print(f"\n# {Path(args.data).name}, test split; simulated teacher noise={args.noise:g}; "
+          f"mean ± std over seeds {args.seeds}")
+    print("| labels | retriever | " + " | ".join(m for m, _ in METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    for (n, name), by_metric in results.items():
+        cells = []
+        for metric, _ in METRICS:
+            v = by_metric[metric]
+            cells.append(f"{statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else ""))
+        print(f"| {n} | {name} | " + " | ".join(cells) + " |")
+    print("\n" + "\n".join(alphas))
+
+
+if __name__ == "__main__":
+    main()
