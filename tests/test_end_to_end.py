@@ -97,3 +97,26 @@ def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
     cfg.index.kind = "hnsw"
     uri = build_index(cfg)
     assert FaissIndex.load(uri).manifest["index"]["kind"] == "hnsw"
+
+
+def test_whole_pipeline_with_the_real_local_llm_on_a_squad_subset(ray_cluster, tmp_path):
+    """Every stage with SmolLM2 behind llama.cpp's OpenAI-compatible server as the teacher: real
+    model, real HTTP, real data. A 135M model ranks badly; this proves the protocol, not quality."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make test`")
+    from jobs.pipeline import run_pipeline
+
+    data = dataset_subset("squad-v1.1-dev", tmp_path / "squad-120", 120)
+    cfg = load_config(None, [
+        f"run_dir={tmp_path / 'run'}", f"data.path={data}", "labels.max_questions=6", "labels.num_candidates=4",
+        "labels.max_words_per_passage=40", "train.ranker.max_seq_length=64", "train.ranker.epochs=1",
+        "train.retriever.batch_questions=2", "train.retriever.dev_fraction=0.2", "data.max_test_questions=40",
+        "eval.retrievers=[base, ranker, distilled]",
+    ])
+    report = json.loads(Path(run_pipeline(cfg)).read_text())
+    teacher = report["teacher"]
+    assert teacher["teacher"].startswith("smollm2") and teacher["backend"] == "openai"
+    assert teacher["questions"] == 6 and teacher["labels_used"] == teacher["complete"] + teacher["repaired"] >= 1
+    stages = json.loads((tmp_path / "run" / "manifest.json").read_text())["stages"]
+    assert [s["status"] for s in stages.values()] == ["done"] * len(stages)
+    assert set(report["retrievers"]) == {"base-minilm", "ranker-rerank@4", "distilled"}
+    assert report["dataset"]["questions"] == 40

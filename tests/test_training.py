@@ -164,3 +164,28 @@ def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster,
     stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
     assert stages["ranker"]["status"] == stages["retriever"]["status"] == "skipped"
     assert "no usable teacher labels" in stages["ranker"]["reason"]
+
+
+def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_own(ray_cluster, tmp_path):
+    with _sim() as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                 "train.retriever.passages=trained", "train.retriever.epochs=2", "train.retriever.refresh_every=1",
+                                 "train.retriever.interpolation=[0.5, 1.0]", "eval.retrievers=[base, distilled]"])
+        report = json.loads(Path(run_pipeline(cfg)).read_text())
+        stage = tmp_path / "retriever"
+        manifest = json.loads((stage / "manifest.json").read_text())
+        assert manifest["rounds"] == 2 and manifest["index"] == str(stage / "index")
+        base = FaissIndex.load(str(tmp_path / "index" / "base"))
+        refreshed = FaissIndex.load(str(stage / "rounds" / "1" / "index"))  # round 0's model, before round 1
+        final = FaissIndex.load(manifest["index"])
+        fingerprints = {i.manifest["encoder"]["fingerprint"] for i in (base, refreshed, final)}
+        assert len(fingerprints) == 3  # the corpus was re-embedded by each new passage encoder
+        assert (stage / "rounds" / "1" / "ranker_scores.parquet").exists()  # refreshed candidates, rescored
+        kept = encoders.load_encoder(cfg.encoder.model_copy(update={"model": str(stage / "model")}))
+        assert final.manifest["encoder"]["fingerprint"] == encoders.fingerprint(kept)
+        assert {json.loads(line)["round"] for line in (stage / "losses.jsonl").read_text().splitlines()} == {0, 1}
+        assert 0 < report["retrievers"]["distilled"]["ndcg@10"] <= 1
+
+        written = (stage / "manifest.json").stat().st_mtime_ns
+        run_pipeline(cfg)  # a rerun trains nothing
+        assert (stage / "manifest.json").stat().st_mtime_ns == written
