@@ -21,10 +21,10 @@ import time
 import numpy as np
 
 from components import encoders
-from components.config import EncoderConfig, IndexConfig
+from components.config import EncoderConfig, IndexConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
-from components.training import fit, ranker_loop, retriever_loop
+from components.training import fit, ranker_loop, ranker_loop_config, retriever_loop, retriever_loop_config
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -76,8 +76,9 @@ def main() -> None:
 
     ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
     rows1 = [{"question": q, "passages": [passages[d] for d in row]} for q, row in zip(questions, ids)]
-    conf1 = {"backbone": MODEL, "lr": 3e-5, "epochs": 1, "batch_questions": args.batch, "max_seq_length": args.max_seq_length,
-             "warmup_ratio": 0.0, "listmle_top_k": None, "seed": 0}
+    run_cfg = load_config(None, [f"encoder.model={MODEL}", f"train.ranker.backbone={MODEL}"])
+    conf1 = ranker_loop_config(run_cfg, lr=3e-5, epochs=1, batch_questions=args.batch, max_seq_length=args.max_seq_length,
+                               warmup_ratio=0.0)
     with tempfile.TemporaryDirectory() as storage:
         # A warm-up fit, then a small and a full one: their difference is training time alone.
         _timed_fit(ranker_loop, rows1[: args.batch], conf1, storage, "s1-warm")
@@ -91,8 +92,7 @@ def main() -> None:
     teacher = [list(np.asarray(s, np.float32)) for s in scores]
     rows2 = [{"question": q, "passage_emb": index.vectors(row), "ranker_scores": np.asarray(s, np.float32),
               "mask": np.ones(n, bool)} for q, row, s in zip(questions, ids, teacher)]
-    conf2 = {"model": MODEL, "lr": 5e-6, "epochs": 1, "batch_questions": args.batch, "max_seq_length": 64,
-             "tau_ranker": 1.0, "tau_retriever": 0.05, "warmup_ratio": 0.0, "seed": 0}
+    conf2 = retriever_loop_config(run_cfg, lr=5e-6, epochs=1, batch_questions=args.batch, max_seq_length=64, warmup_ratio=0.0)
     with tempfile.TemporaryDirectory() as storage:
         _timed_fit(retriever_loop, rows2[: args.batch], conf2, storage, "s2-warm")
         t_small = _timed_fit(retriever_loop, rows2[: args.batch * 2], conf2, storage, "s2-small")

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
+from components.config import Config
 from components.run_layout import MODEL_DIR
 
 STATE_FILE, LOSSES_FILE = "train_state.pt", "losses.jsonl"
@@ -191,6 +192,17 @@ def epoch_loop(config: dict[str, Any], stage: Stage) -> None:
                 with open(os.path.join(d, LOSSES_FILE), "w") as f:
                     f.writelines(json.dumps(x) + "\n" for x in losses)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def retriever_loop_config(cfg: Config, **changes: Any) -> dict[str, Any]:
+    """The Stage 2 loop's settings from the run's config (``changes`` override)."""
+    return {**cfg.train.retriever.model_dump(), "model": cfg.encoder.model,
+            "passage_max_seq_length": cfg.encoder.max_seq_length, "seed": cfg.seed, **changes}
+
+
+def ranker_loop_config(cfg: Config, **changes: Any) -> dict[str, Any]:
+    """The Stage 1 loop's settings from the run's config (``changes`` override)."""
+    return {**cfg.train.ranker.model_dump(), "seed": cfg.seed, **changes}
 
 
 def ranker_loop(config: dict[str, Any]) -> None:

@@ -18,7 +18,7 @@ from components.config import Config
 from components.corpus import Collection, load_collection
 from components.embedding import cluster_has_gpu
 from components.errors import DataError
-from components.training import LOSSES_FILE, MODEL_DIR, fit, ranker_loop
+from components.training import LOSSES_FILE, MODEL_DIR, fit, ranker_loop, ranker_loop_config
 from components.run_layout import ranker_uri
 from jobs.common import init_ray, job_main, stage
 from jobs.label import label
@@ -56,7 +56,7 @@ def train_stage(
     init_ray(cfg.ray)
     t = cfg.train
     checkpoint = fit(
-        loop, rows, {**loop_config, "seed": cfg.seed}, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
+        loop, rows, loop_config, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
         checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}",
     )
     out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
@@ -91,7 +91,7 @@ def train_ranker(cfg: Config, collection: Optional[Collection] = None) -> str:
         print(f"ranker: up to date at {out}, skipping")
         return storage.join(out, MODEL_DIR)
     model = train_stage(
-        cfg, "ranker", ranker_loop, rows, rc.model_dump(), inputs,
+        cfg, "ranker", ranker_loop, rows, ranker_loop_config(cfg), inputs,
         labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"],
     )
     print(f"ranker: trained on {len(rows)} of {len(labels)} labels → {model}")

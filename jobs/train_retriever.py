@@ -32,7 +32,7 @@ from components.metrics import rank_metrics
 from components.retrieval import DenseRetriever, Hits, search_all
 from components.weight_averaging import dev_split, interpolate, pick_alpha
 from components.ranker import score_with_ray
-from components.training import LOSSES_FILE, MODEL_DIR, retriever_loop
+from components.training import LOSSES_FILE, MODEL_DIR, retriever_loop, retriever_loop_config
 from components.run_layout import base_index_uri, ranker_uri, retriever_uri
 from jobs.candidates import build_candidates
 from jobs.common import init_ray, job_main, stage
@@ -144,16 +144,11 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
     rows = frozen_rows(base_index, *lists.subset(keep))
     model = train_stage(
-        cfg, stage_name, retriever_loop, rows, _loop_config(cfg), inputs, finish=functools.partial(chooser, base_index),
+        cfg, stage_name, retriever_loop, rows, retriever_loop_config(cfg), inputs, finish=functools.partial(chooser, base_index),
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model
-
-
-def _loop_config(cfg: Config, **changes: Any) -> dict[str, Any]:
-    return {**cfg.train.retriever.model_dump(), "model": cfg.encoder.model,
-            "passage_max_seq_length": cfg.encoder.max_seq_length, **changes}
 
 
 def train_with_refresh(
@@ -187,7 +182,7 @@ def train_with_refresh(
             print(f"{stage_name}: round {r} up to date at {round_dir}, skipping")
         else:
             rows = text_rows(passages, questions, candidates, teacher)
-            train_stage(cfg, stage_name, retriever_loop, rows, _loop_config(cfg, model=model_spec, epochs=epochs),
+            train_stage(cfg, stage_name, retriever_loop, rows, retriever_loop_config(cfg, model=model_spec, epochs=epochs),
                         round_inputs, out_dir=round_dir, questions=len(rows))
         model_spec, done, r = storage.join(round_dir, MODEL_DIR), done + epochs, r + 1
     curve = [json.dumps({**json.loads(line), "round": i})

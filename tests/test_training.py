@@ -17,7 +17,7 @@ from components.config import EncoderConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from components.training import LOSSES_FILE, fit, retriever_loop
+from components.training import LOSSES_FILE, fit, retriever_loop, retriever_loop_config
 from components.weight_averaging import interpolate, pick_alpha
 from jobs.pipeline import run_pipeline
 
@@ -45,9 +45,8 @@ def stage2_rows(minilm):
 
 
 def _config(**kw):
-    base = {"model": "sentence-transformers/all-MiniLM-L6-v2", "lr": 2e-5, "epochs": 2, "batch_questions": 8,
-            "max_seq_length": 32, "tau_ranker": 1.0, "tau_retriever": 0.05, "warmup_ratio": 0.0, "seed": 0}
-    return {**base, **kw}
+    cfg = load_config(None, ["encoder.model=sentence-transformers/all-MiniLM-L6-v2"])
+    return retriever_loop_config(cfg, **{"lr": 2e-5, "epochs": 2, "batch_questions": 8, "max_seq_length": 32, "warmup_ratio": 0.0, **kw})
 
 
 def _losses(checkpoint) -> list[dict]:
