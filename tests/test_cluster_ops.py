@@ -103,7 +103,7 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
                "--set", "labels.max_questions=12", "--set", "labels.num_candidates=5",
                "--set", "train.ranker.epochs=1", "--set", "train.ranker.max_seq_length=64",
                "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1"]
-        first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         for rel in ("manifest.json", "index/base/manifest.json", "index/base/faiss.index", "candidates/candidates.parquet",
                     "labels/labels.parquet", "ranker/model/config.json", "ranker/manifest.json",
@@ -116,7 +116,7 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
         report = storage.read_json(storage.join(run, "report", "report.json"))
         assert {"bm25", "base-minilm", "ranker-rerank@5", "distilled"} <= set(report["retrievers"])
 
-        second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     out = second.stdout
     assert "index: up to date" in out and "candidates: up to date" in out and "0 calls sent (12 cached)" in out
