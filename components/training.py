@@ -3,7 +3,8 @@
 Each worker builds its model, wraps it for data parallelism (``prepare_model``: DDP over gloo on
 CPUs, NCCL on GPUs), reads its shard of the Ray Dataset, and after every epoch reports a
 checkpoint holding the model (in a format other tools load), the optimizer and scheduler state,
-and the per-step losses (with the worker process that computed each, so a resume is visible). A
+and the per-step losses (with the worker process that computed each, so a resume is visible, and
+the wall-clock time each step ended, so throughput can be read without start-up costs). A
 worker that dies is replaced and the loop resumes from the last checkpoint (``FailureConfig``), so
 at most one epoch of work is repeated.
 """
@@ -14,6 +15,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from typing import Any, Callable, Protocol
 
 import numpy as np
@@ -175,7 +177,7 @@ def epoch_loop(config: dict[str, Any], stage: Stage) -> None:
             optimizer.step()
             scheduler.step()
             step += 1
-            losses.append({"epoch": epoch, "step": step, "loss": float(loss.detach()), "pid": os.getpid()})
+            losses.append({"epoch": epoch, "step": step, "loss": float(loss.detach()), "pid": os.getpid(), "time": time.time()})
             if rank == 0 and (step % config.get("log_every", 10) == 0 or step == total):
                 recent = np.mean([x["loss"] for x in losses[-10:]])
                 print(f"{config['name']}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
