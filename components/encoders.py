@@ -45,14 +45,17 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def fetched(cfg: EncoderConfig, scratch: str) -> EncoderConfig:
-    """``cfg`` with a model saved under an ``s3://`` run directory copied into ``scratch`` first
-    (any other model spec unchanged): Stage 2's trained encoders can live there."""
+def local_model(spec: str, scratch: str) -> str:
+    """``spec`` itself, or, for a model saved under an ``s3://`` run directory (Stage 2's trained
+    encoders can live there), a copy of it fetched into ``scratch`` on this node."""
     from components import storage
 
-    if not storage.is_remote(cfg.model):
-        return cfg
-    return cfg.model_copy(update={"model": storage.local_dir(cfg.model, scratch)})
+    return storage.local_dir(spec, scratch) if storage.is_remote(spec) else spec
+
+
+def fetched(cfg: EncoderConfig, scratch: str) -> EncoderConfig:
+    """``cfg`` with its model made local by ``local_model``."""
+    return cfg.model_copy(update={"model": local_model(cfg.model, scratch)})
 
 
 def load_encoder(cfg: EncoderConfig) -> Any:

@@ -87,13 +87,10 @@ class RetrieverStage:
 
         from sentence_transformers import SentenceTransformer
 
-        from components import storage
-        from components.encoders import resolve_model
+        from components.encoders import local_model, resolve_model
 
         self.scratch = tempfile.TemporaryDirectory()  # a previous round's model under s3:// is fetched here
-        source = storage.local_dir(self.config["model"], self.scratch.name) if storage.is_remote(self.config["model"]) \
-            else resolve_model(self.config["model"])
-        model = SentenceTransformer(source, device="cpu")
+        model = SentenceTransformer(resolve_model(local_model(self.config["model"], self.scratch.name)), device="cpu")
         self.module = model
         return model.train()
 
