@@ -289,7 +289,8 @@ class RetrieverTrainConfig(_Section):
     refresh_every: int = Field(1, ge=1, description="epochs between index refreshes when passages are trained")
     dev_fraction: float = Field(
         0.1, ge=0, lt=1,
-        description="training questions held out to choose the weight averaging below (0: none, keep the trained model)",
+        description="training questions held out to choose the weight averaging below, whole documents at a time "
+        "(grouped by the title of their target passage), as test questions concern unseen documents (0: none, keep the trained model)",
     )
     interpolation: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1,

@@ -46,7 +46,7 @@ def markdown(report: dict[str, Any]) -> str:
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
             lines += ["", f"{name}: trained on {trained['questions']} questions; kept (1-α)·base + α·trained with "
                       f"α={dev['alpha']:g}, chosen by nDCG@10 of {dev['target']} on {dev['questions']} held-out "
-                      f"training questions ({curve})."]
+                      f"training questions about {dev.get('documents', '?')} documents no training question is about ({curve})."]
     for name, why in (report.get("skipped") or {}).items():
         lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):

@@ -14,7 +14,7 @@ is available in the black-box setting. Ties go to the smaller α: the base model
 from __future__ import annotations
 
 import random
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 
 def interpolate(base: Mapping[str, Any], tuned: Mapping[str, Any], alpha: float) -> dict[str, Any]:
@@ -39,11 +39,28 @@ def pick_alpha(alphas: Sequence[float], scores: Sequence[float]) -> float:
     return min(a for a, s in zip(alphas, scores) if s == best)
 
 
-def dev_split(question_ids: Sequence[str], fraction: float, seed: int) -> set[str]:
-    """A fixed random ``fraction`` of the questions (at least one when the fraction is positive and
-    there are two or more), the same for the same ids and seed whatever their order."""
+def dev_split(question_ids: Sequence[str], fraction: float, seed: int, group_of: Optional[Mapping[str, str]] = None) -> set[str]:
+    """A fixed random ``fraction`` of the questions (at least one group when the fraction is
+    positive, never all of them), the same for the same ids and seed whatever their order.
+
+    With ``group_of`` (question id → group, e.g. the title of the document a question is about),
+    whole groups are held out. Test questions usually concern documents no training question
+    touched (SQuAD's split is by article); a dev split that shares documents with training rewards
+    memorising those documents and picks too large an α. Questions missing from ``group_of`` are
+    groups of their own.
+    """
     ids = sorted(set(question_ids))
     if fraction <= 0 or len(ids) < 2:
         return set()
-    random.Random(seed).shuffle(ids)
-    return set(ids[: min(len(ids) - 1, max(1, round(fraction * len(ids))))])
+    group_of = group_of or {}
+    members: dict[str, list[str]] = {}
+    for q in ids:
+        members.setdefault(group_of.get(q, "\0" + q), []).append(q)
+    groups = sorted(members)
+    random.Random(seed).shuffle(groups)
+    want, dev = max(1, round(fraction * len(ids))), set()
+    for g in groups[:-1]:  # the last group always stays in training
+        if len(dev) >= want:
+            break
+        dev.update(members[g])
+    return dev

@@ -126,7 +126,8 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     """
     base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
-    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed)
+    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed,
+                    document_groups(collection.corpus, lists.dev_targets))
     inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
@@ -149,6 +150,14 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model
+
+
+def document_groups(corpus: Corpus, targets: dict[str, set[str]]) -> dict[str, str]:
+    """Each question's group for the dev split: the title of its target document (the first in
+    title order when it has several), or the document id where the corpus has no titles, so that
+    dev questions are about documents the training questions are not, as test questions are."""
+    title = {d: t or d for d, t in zip(corpus.ids, corpus.titles)}
+    return {q: min(title.get(d, d) for d in docs) for q, docs in targets.items() if docs}
 
 
 def train_with_refresh(
@@ -232,7 +241,8 @@ def choose_average(
     model.save(f"{scratch}/chosen")
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
     print(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
-    return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "target": target, "alphas": alphas,
+    documents = len(set(document_groups(corpus, {q: targets[q] for q in dev_ids}).values()))
+    return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "documents": documents, "target": target, "alphas": alphas,
                                          "ndcg@10": scores, "alpha": chosen}}
 
 

@@ -44,3 +44,18 @@ def test_dev_split_is_a_stable_fraction_independent_of_order():
     assert dev_split(ids, 0.0, seed=0) == set()
     assert len(dev_split(["a", "b"], 0.01, seed=0)) == 1  # at least one, never all
     assert dev_split(["a"], 0.5, seed=0) == set()
+
+
+def test_dev_split_holds_out_whole_groups():
+    ids = [f"q{i}" for i in range(200)]
+    group_of = {q: f"article{i % 20}" for i, q in enumerate(ids)}  # 20 articles, 10 questions each
+    dev = dev_split(ids, 0.1, seed=0, group_of=group_of)
+    held = {group_of[q] for q in dev}
+    # every question of a held-out article is in dev, and none of the others
+    assert dev == {q for q in ids if group_of[q] in held}
+    assert len(dev) == 20 and len(held) == 2
+    assert dev_split(list(reversed(ids)), 0.1, seed=0, group_of=group_of) == dev
+    # one big group is never all of the questions
+    assert dev_split(ids, 0.5, seed=0, group_of={q: "same" for q in ids}) == set()
+    # questions without a group are groups of their own
+    assert len(dev_split(ids, 0.1, seed=0, group_of={})) == 20
