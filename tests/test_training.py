@@ -126,7 +126,8 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         direct = json.loads((tmp_path / "retriever-direct" / "manifest.json").read_text())
         supervised = json.loads((tmp_path / "retriever-supervised" / "manifest.json").read_text())
         dev = direct["dev"]["questions"]
-        assert dev == 2 and direct["questions"] == 24 - dev  # the dev questions are held out of training
+        # the dev questions (10%, whole documents at a time) are held out of training
+        assert 2 <= dev < 12 and direct["questions"] == 24 - dev and 1 <= direct["dev"]["documents"] <= dev
         assert 0 < supervised["questions"] <= 24 - supervised["dev"]["questions"]  # only questions with a positive
         assert supervised["dev"]["target"] == "the judged-relevant passages"
         assert report["teacher"]["teacher"] == "teacher-sim[noise=0]" and report["teacher"]["labels_used"] == 24
