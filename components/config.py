@@ -37,7 +37,7 @@ class DataConfig(_Section):
     path: str = Field("demo", description="BEIR-layout folder, or 'demo' for the shipped collection.")
     train_split: str = "train"
     test_split: str = "test"
-    max_test_questions: Optional[int] = Field(None, ge=1, description="Evaluate on the first N test questions.")
+    max_test_questions: Optional[int] = Field(None, ge=1, description="Evaluate on N test questions, a fixed random sample (the same for every run).")
     on_invalid: Literal["error", "warn"] = Field(
         "warn", description="Empty texts and qrels naming unknown ids: drop and count ('warn') or fail ('error')."
     )
@@ -154,7 +154,7 @@ class LabelConfig(ChatClientConfig):
 
     backend: Literal["openai", "vllm"] = "openai"
     num_candidates: int = Field(20, ge=2, description="top-n passages from the base retriever per question")
-    max_questions: Optional[int] = Field(1000, ge=1, description="label the first N training questions")
+    max_questions: Optional[int] = Field(1000, ge=1, description="label N training questions, a random sample drawn with the run's seed (a larger N: a superset)")
     shuffle_candidates: bool = Field(False, description="seeded shuffle before prompting (position-bias control)")
     window: int = Field(20, ge=2)
     step: int = Field(10, ge=1)
@@ -232,7 +232,7 @@ class RagEvalConfig(_Section):
     )
     closed_book: bool = Field(True, description="a row with no passages: what the generator knows alone")
     oracle: bool = Field(True, description="a row with the gold passage only: the ceiling of retrieval")
-    max_questions: Optional[int] = Field(None, ge=1, description="the first N test questions with answers")
+    max_questions: Optional[int] = Field(None, ge=1, description="N test questions with answers, a fixed random sample (the same for every run)")
 
 
 class ServeConfig(_Section):

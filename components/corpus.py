@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Iterable, Literal, Optional
@@ -104,8 +105,24 @@ class Questions:
             answers=None if self.answers is None else [self.answers[i] for i in idx],
         )
 
-    def head(self, n: Optional[int]) -> "Questions":
-        return self if n is None else self.subset(self.ids[:n])
+    def sample(self, n: Optional[int], seed: int) -> "Questions":
+        """``n`` questions drawn at random (seeded), kept in collection order; all when ``n`` is None.
+
+        Collections list their questions document by document (SQuAD article by article), so the
+        first ``n`` would cover a handful of documents. The draw is a prefix of a seeded shuffle of
+        the sorted ids, so a larger ``n`` gives a superset of a smaller one (labels already paid for
+        are reused) and the file's order does not matter.
+        """
+        if n is None or n >= len(self.ids):
+            return self
+        order = sorted(set(self.ids))
+        random.Random(seed).shuffle(order)
+        return self.subset(order[:n])
+
+
+# Evaluation samples its test questions with a seed of its own, so runs with different training
+# seeds are scored on the same questions.
+TEST_SAMPLE_SEED = 0
 
 
 Qrels = dict[str, dict[str, int]]

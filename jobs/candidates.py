@@ -26,8 +26,8 @@ from jobs.index import build_index
 def training_questions(cfg: Config, collection: Collection) -> Questions:
     """The train split's questions, or the LLM-written ones (``data.questions: generated``)."""
     if cfg.data.questions == "generated":
-        return generated_questions(cfg, collection).head(cfg.labels.max_questions)
-    questions = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions.head(cfg.labels.max_questions)
+        return generated_questions(cfg, collection).sample(cfg.labels.max_questions, cfg.seed)
+    questions = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions.sample(cfg.labels.max_questions, cfg.seed)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.train_split!r} has no judged questions to label")
     return questions

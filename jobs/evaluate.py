@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 from components import metrics, report, run_models, storage
 from components.bm25 import BM25Retriever
 from components.config import Config
-from components.corpus import Collection, Qrels, Questions, load_collection
+from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels, Questions, load_collection
 from components.errors import DataError
 from components.retrieval import Retriever, search_all
 from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri, retriever_uri
@@ -108,7 +108,7 @@ def evaluate(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
     split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
-    questions = split.questions.head(cfg.data.max_test_questions)
+    questions = split.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.test_split!r} has no judged questions")
     with_answers = questions.answers is not None

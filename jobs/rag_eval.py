@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 from components import call_cache, qa_metrics, report, storage
 from components.config import Config
-from components.corpus import Collection, Qrels, load_collection
+from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels, load_collection
 from components.errors import DataError
 from components.llm.answers import parse_answer
 from components.llm.backends import http_stage
@@ -55,15 +55,13 @@ def rag_eval(cfg: Config, collection: Optional[Collection] = None) -> str:
     """Answer and score every system; return the path of the updated ``report.json``."""
     collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
     split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
-    questions = split.questions
-    if questions.answers is None:
+    if split.questions.answers is None:
         raise DataError(f"{collection.path}: the questions have no 'answers' field, so answers cannot be scored")
-    keep = [i for i, a in enumerate(questions.answers) if a][: cfg.rag.max_questions]
-    if not keep:
+    answered = split.questions.subset(q for q, a in zip(split.questions.ids, split.questions.answers) if a)
+    questions = answered.sample(cfg.rag.max_questions, TEST_SAMPLE_SEED)
+    if not len(questions):
         raise DataError(f"{collection.path}: no test question of split {cfg.data.test_split!r} has an answer string")
-    qids = [questions.ids[i] for i in keep]
-    texts = [questions.texts[i] for i in keep]
-    golds = [list(questions.answers[i]) for i in keep]
+    qids, texts, golds = questions.ids, questions.texts, [list(a) for a in questions.answers]
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     systems, skipped = contexts(cfg, collection, split.qrels, qids, texts)
 

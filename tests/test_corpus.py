@@ -107,3 +107,18 @@ def test_cranfield_loads_with_its_two_empty_documents_counted():
     assert col.validation.counts == {"documents with empty text": 2}
     assert col.questions.answers is None
     assert len(col.split("test").questions) == 71
+
+
+def test_question_sample_spans_the_collection_and_grows_as_supersets():
+    # SQuAD lists its questions article by article: the first 100 come from one article.
+    train = load_collection(str(shared_dataset("squad-v1.1-dev"))).split("train")
+    article = {d: d.split("-")[0] for docs in train.qrels.values() for d in docs}  # "<article>-<paragraph>"
+    articles = lambda qs: {article[d] for q in qs.ids for d in train.qrels[q]}  # noqa: E731
+    first = train.questions.subset(train.questions.ids[:100])
+    small, large = train.questions.sample(100, seed=0), train.questions.sample(400, seed=0)
+    assert len(articles(first)) == 1 and len(articles(small)) >= 20
+    assert len(small) == 100 and set(small.ids) < set(large.ids)
+    assert small.ids == [q for q in train.questions.ids if q in set(small.ids)]  # collection order kept
+    assert train.questions.sample(100, seed=1).ids != small.ids
+    assert train.questions.sample(None, seed=0) is train.questions
+    assert train.questions.sample(10**6, seed=0) is train.questions

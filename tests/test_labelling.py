@@ -20,7 +20,8 @@ PASSAGES = dict(zip(COLLECTION.corpus.ids, COLLECTION.corpus.passages()))
 
 
 def _tasks(cfg: LabelConfig, n_questions=6, n_candidates=10):
-    qs = COLLECTION.split("train").questions.head(n_questions)
+    train = COLLECTION.split("train").questions
+    qs = train.subset(train.ids[:n_questions])
     # Candidates: the gold passage placed last among distractors, so the ranking has work to do.
     gold = {q: next(iter(d)) for q, d in COLLECTION.split("train").qrels.items()}
     cands = []
