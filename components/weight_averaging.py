@@ -41,7 +41,8 @@ def pick_alpha(alphas: Sequence[float], scores: Sequence[float]) -> float:
 
 def dev_split(question_ids: Sequence[str], fraction: float, seed: int, group_of: Optional[Mapping[str, str]] = None) -> set[str]:
     """A fixed random ``fraction`` of the questions (at least one group when the fraction is
-    positive, never all of them), the same for the same ids and seed whatever their order.
+    positive and there are two groups or more; never all of them), the same for the same ids and
+    seed whatever their order.
 
     With ``group_of`` (question id → group, e.g. the title of the document a question is about),
     whole groups are held out. Test questions usually concern documents no training question

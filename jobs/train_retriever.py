@@ -126,8 +126,8 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     """
     base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
-    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed,
-                    document_groups(collection.corpus, lists.dev_targets))
+    groups = document_groups(collection.corpus, lists.dev_targets)
+    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed, groups)
     inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
@@ -138,7 +138,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     text_of = dict(zip(lists.question_ids, lists.questions))
     chooser = functools.partial(
         choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
-        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target,
+        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({groups[q] for q in dev_ids}),
     )
     keep = [i for i, q in enumerate(lists.question_ids) if q not in dev]
     if tc.passages == "trained":
@@ -210,12 +210,13 @@ def train_with_refresh(
 
 def choose_average(
     cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
-    targets: dict[str, set[str]], target: str, index: Optional[FaissIndex], trained_dir: str, scratch: str,
+    targets: dict[str, set[str]], target: str, documents: int, index: Optional[FaissIndex], trained_dir: str, scratch: str,
 ) -> tuple[str, dict[str, Any]]:
     """Score each weight average of the base and trained encoders on the dev questions (nDCG@10 of
     their targets over the whole corpus); save the best one to ``scratch``. ``index`` holds the
     frozen passage vectors; without one (passage side trained) each average re-embeds the corpus,
-    under ``RUN/<stage>/dev/``."""
+    under ``RUN/<stage>/dev/``. ``documents`` (how many documents the dev questions are about) goes to
+    the manifest."""
     alphas = sorted(set(cfg.train.retriever.interpolation))
     if not dev_ids:
         print(f"{stage_name}: no dev questions, keeping the trained model as it is")
@@ -241,7 +242,6 @@ def choose_average(
     model.save(f"{scratch}/chosen")
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
     print(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
-    documents = len(set(document_groups(corpus, {q: targets[q] for q in dev_ids}).values()))
     return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "documents": documents, "target": target, "alphas": alphas,
                                          "ndcg@10": scores, "alpha": chosen}}
 
