@@ -22,7 +22,8 @@ from pathlib import Path
 from components.config import load_config
 from components.corpus import load_collection
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from jobs.pipeline import run_pipeline
+from components.run import Run
+from components.stages.pipeline import run_pipeline
 
 METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")),
            ("top-20", ("top_k_accuracy", "20")), ("nDCG@10", ("ndcg@10",)))
@@ -60,7 +61,7 @@ def main() -> None:
                     *([ "train.ablations=[direct, supervised]"] if args.ablations else []), *args.overrides,
                 ])
                 started = time.monotonic()
-                report = json.loads(Path(run_pipeline(cfg)).read_text())
+                report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
                 minutes = (time.monotonic() - started) / 60
                 test = report["dataset"]
                 print(f"\n## {test['name']} {test['split']} ({test['questions']} questions), teacher "

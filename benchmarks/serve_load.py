@@ -144,16 +144,16 @@ def main() -> None:
     from ray import serve
 
     from components.config import load_config
-    from components.corpus import load_collection
-    from jobs.index import build_index
-    from jobs.pipeline import _write_manifest
-    from jobs.serve import start
-    from serve.app import run_config
+    from components.run import Run
+    from components.stages.index import build_index
+    from components.stages.pipeline import write_manifest
+    from serve.app import run_config, start
 
     cfg = load_config(overrides=[f"run_dir={args.run_dir}", f"data.path={args.data}"])
-    build_index(cfg)
-    _write_manifest(cfg, {"index": {"status": "done"}})  # so both servers read this run's config
-    collection = load_collection(args.data)
+    run = Run(cfg)
+    build_index(run)
+    write_manifest(cfg, {"index": {"status": "done"}})  # so both servers read this run's config
+    collection = run.collection
     questions = collection.split(cfg.data.test_split).questions.texts
     print(f"data: {args.data} ({len(collection.corpus)} passages, {len(questions)} test questions); "
           f"{args.clients} clients, {args.requests} requests, k=10")

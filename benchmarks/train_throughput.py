@@ -25,7 +25,7 @@ from components import encoders
 from components.config import EncoderConfig, IndexConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
-from components.training import LOSSES_FILE, fit, ranker_loop, ranker_loop_config, retriever_loop, retriever_loop_config
+from components.training import LOSSES_FILE, RankerStage, RetrieverStage, fit
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -78,9 +78,9 @@ def main() -> None:
     ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
     rows1 = [{"question": q, "passages": [passages[d] for d in row]} for q, row in zip(questions, ids)]
     run_cfg = load_config(None, [f"encoder.model={MODEL}", f"train.ranker.backbone={MODEL}"])
-    conf1 = ranker_loop_config(run_cfg, lr=3e-5, epochs=1, batch_questions=args.batch, max_seq_length=args.max_seq_length,
-                               warmup_ratio=0.0)
-    ours_stage1, t_full = _timed_fit(ranker_loop, rows1, conf1, args.batch, "s1")
+    stage1 = RankerStage(run_cfg.train.ranker.model_copy(update=dict(
+        lr=3e-5, epochs=1, batch_questions=args.batch, max_seq_length=args.max_seq_length, warmup_ratio=0.0)))
+    ours_stage1, t_full = _timed_fit(stage1, rows1, args.batch, "s1")
     print(f"Stage 1 ListMLE: ours {ours_stage1:.2f} q/s, sentence-transformers {st_stage1:.2f} q/s, "
           f"ratio {ours_stage1 / st_stage1:.2f} (ours end to end incl. Ray Train start-up: {len(rows1) / t_full:.2f} q/s)")
 
@@ -88,8 +88,9 @@ def main() -> None:
     teacher = [list(np.asarray(s, np.float32)) for s in scores]
     rows2 = [{"question": q, "passage_emb": index.vectors(row), "ranker_scores": np.asarray(s, np.float32),
               "mask": np.ones(n, bool)} for q, row, s in zip(questions, ids, teacher)]
-    conf2 = retriever_loop_config(run_cfg, lr=5e-6, epochs=1, batch_questions=args.batch, max_seq_length=64, warmup_ratio=0.0)
-    ours_stage2, _ = _timed_fit(retriever_loop, rows2, conf2, args.batch, "s2")
+    stage2 = RetrieverStage(run_cfg.train.retriever.model_copy(update=dict(
+        lr=5e-6, epochs=1, batch_questions=args.batch, max_seq_length=64, warmup_ratio=0.0)), MODEL, run_cfg.encoder.max_seq_length)
+    ours_stage2, _ = _timed_fit(stage2, rows2, args.batch, "s2")
     ray.shutdown()
     with tempfile.TemporaryDirectory() as out:
         st = SentenceTransformer(encoders.resolve_model(MODEL))
@@ -111,12 +112,12 @@ def main() -> None:
           f"{st_stage2:.2f} q/s (encodes passages too), ratio {ours_stage2 / st_stage2:.2f}")
 
 
-def _timed_fit(loop, rows, config, batch: int, name: str) -> tuple[float, float]:
+def _timed_fit(stage, rows, batch: int, name: str) -> tuple[float, float]:
     """Questions/s of training, from the step end times the loop records (the first step, which
     pays for lazy initialisation, is the start mark), and the fit's wall time with start-up."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as storage:
-        checkpoint = fit(loop, rows, config, 1, False, None, 0, storage, name)
+        checkpoint = fit(stage, rows, 1, False, None, 0, storage, name)
         wall = time.perf_counter() - start
         with checkpoint.as_directory() as d:
             times = [json.loads(line)["time"] for line in Path(d, LOSSES_FILE).read_text().splitlines()]

@@ -14,6 +14,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from components.errors import ConfigError
+from components.losses import RANKER_LOSSES, RETRIEVER_LOSSES
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -24,6 +25,9 @@ def _positive_sorted(ks: list[int]) -> list[int]:
     return sorted(set(ks))
 
 
+# The loss choices are the registries' names: a loss added there is a valid config value here.
+RankerLossName = Literal[tuple(RANKER_LOSSES)]  # type: ignore[valid-type]
+RetrieverLossName = Literal[tuple(RETRIEVER_LOSSES)]  # type: ignore[valid-type]
 Ks = Annotated[list[int], AfterValidator(_positive_sorted)]  # depths: positive, sorted, unique
 
 
@@ -265,7 +269,7 @@ class RankerTrainConfig(_Section):
     batch_questions: int = Field(4, ge=1, description="questions (lists of n pairs) per step per worker")
     max_seq_length: int = Field(256, ge=16)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    loss: Literal["listmle", "listnet", "lambdaloss"] = Field(
+    loss: RankerLossName = Field(  # type: ignore[valid-type]
         "listmle", description="listwise loss on the teacher's order; listnet and lambdaloss are there for ablations"
     )
     listmle_top_k: Optional[int] = Field(None, ge=1, description="listmle only: train on the teacher's top k positions")
@@ -279,6 +283,7 @@ class RetrieverTrainConfig(_Section):
     lr: float = Field(5e-6, gt=0)
     batch_questions: int = Field(16, ge=1)
     max_seq_length: int = Field(64, ge=8, description="question tokens")
+    loss: RetrieverLossName = Field("kl", description="Stage 2 objective (components.losses.RETRIEVER_LOSSES)")  # type: ignore[valid-type]
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

@@ -17,10 +17,19 @@ from typing import Any, Callable
 from components import call_cache
 from components.call_cache import Call, Send
 from components.config import LabelConfig
+from components.errors import DataError
 from components.llm import prompts
 from components.llm.permutation import parse_permutation
 from components.llm.windows import apply_window, window_spans, worst
 from components.shard_store import ShardStore
+
+
+# The statuses training may use; ``unusable`` and ``failed`` labels are left out.
+USABLE = ("complete", "repaired")
+
+
+class NoUsableLabels(DataError):
+    """The teacher produced no label that training may use."""
 
 
 @dataclass

@@ -1,4 +1,6 @@
-"""Ray Train loops for both distillation stages, one generic epoch loop underneath.
+"""The one Ray Train runner for both distillation stages: a generic epoch loop, the stage objects
+that say what differs (model, loss, saving), and ``train_stage``, which fits a stage and stores
+its model under the run directory.
 
 Each worker builds its model, wraps it for data parallelism (``prepare_model``: DDP over gloo on
 CPUs, NCCL on GPUs), reads its shard of the Ray Dataset, and after every epoch reports a
@@ -16,18 +18,35 @@ import math
 import os
 import tempfile
 import time
-from typing import Any, Callable, Protocol
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from components.config import Config
+from components import storage
+from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
+from components.embedding import cluster_has_gpu
+from components.run import init_ray
 from components.run_layout import MODEL_DIR
 
 STATE_FILE, LOSSES_FILE = "train_state.pt", "losses.jsonl"
 
 
+class StageSettings(Protocol):
+    """The optimisation settings both stages' config sections share."""
+
+    epochs: int
+    lr: float
+    batch_questions: int
+    warmup_ratio: float
+
+
 class Stage(Protocol):
-    """What differs between the stages: the model, its loss on a batch, how it is saved."""
+    """What differs between the stages: the model, its loss on a batch, how it is saved. A stage
+    object is pickled to every Ray Train worker, so it carries typed settings, never a live model."""
+
+    settings: StageSettings
 
     def build(self) -> Any: ...
 
@@ -36,38 +55,46 @@ class Stage(Protocol):
     def save(self, model: Any, path: str) -> None: ...
 
 
-class RankerStage:
-    """Stage 1: cross-encoder, a listwise loss (ListMLE by default) over each question's candidates
-    in the teacher's order."""
+@dataclass(frozen=True)
+class LoopSettings:
+    """What the epoch loop needs beyond the stage: fixed by ``fit`` from the data and the cluster."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
+    name: str
+    seed: int
+    cpus_per_worker: int
+    steps_per_epoch: int
+    log_every: int = 10
+
+
+class RankerStage:
+    """Stage 1: cross-encoder, a listwise loss (``train.ranker.loss``) over each question's
+    candidates in the teacher's order."""
+
+    def __init__(self, settings: RankerTrainConfig) -> None:
+        self.settings = settings
 
     def build(self) -> Any:
+        from components.losses import RANKER_LOSSES
         from components.ranker import load_ranker
 
-        model, self.tokenizer = load_ranker(self.config["backbone"], device="cpu")
+        self.objective = RANKER_LOSSES[self.settings.loss].from_settings(self.settings)
+        model, self.tokenizer = load_ranker(self.settings.backbone, device="cpu")
         return model.train()
 
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
         import torch
 
-        from components.losses import lambda_loss, listmle_loss, listnet_loss
         from components.ranker import pair_logits
 
         lists = [list(p) for p in batch["passages"]]
         width = max(len(p) for p in lists)
         mask = torch.tensor([[j < len(p) for j in range(width)] for p in lists])
         questions = [str(q) for q, p in zip(batch["question"], lists) for _ in p]
-        logits = pair_logits(model, self.tokenizer, questions, [str(x) for p in lists for x in p], self.config["max_seq_length"])
+        logits = pair_logits(model, self.tokenizer, questions, [str(x) for p in lists for x in p], self.settings.max_seq_length)
         scores = torch.zeros(mask.shape, dtype=logits.dtype, device=logits.device)
         mask = mask.to(logits.device)
         scores = scores.masked_scatter(mask, logits)
-        if self.config["loss"] == "listnet":
-            return listnet_loss(scores, mask)
-        if self.config["loss"] == "lambdaloss":
-            return lambda_loss(scores, mask)
-        return listmle_loss(scores, mask, self.config["listmle_top_k"])
+        return self.objective(scores, mask)
 
     def save(self, model: Any, path: str) -> None:
         model.save_pretrained(path)
@@ -75,22 +102,28 @@ class RankerStage:
 
 
 class RetrieverStage:
-    """Stage 2: the retriever learns KL(ranker ‖ retriever) over each question's candidates. The
-    passage side is either frozen (rows carry the index's ``passage_emb``) or trained (rows carry
-    the ``passages`` text, encoded here by the same model, as in the symmetric base encoder)."""
+    """Stage 2: the retriever learns the ranker's distribution over each question's candidates
+    (``train.retriever.loss``). The passage side is either frozen (rows carry the index's
+    ``passage_emb``) or trained (rows carry the ``passages`` text, encoded here by the same model,
+    as in the symmetric base encoder)."""
 
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
+    def __init__(self, settings: RetrieverTrainConfig, model: str, passage_max_seq_length: int) -> None:
+        self.settings, self.model, self.passage_max_seq_length = settings, model, passage_max_seq_length
+
+    @classmethod
+    def from_config(cls, cfg: Config, model: Optional[str] = None) -> "RetrieverStage":
+        """Stage 2 of ``cfg``, starting from ``model`` (default: the base encoder)."""
+        return cls(cfg.train.retriever, model or cfg.encoder.model, cfg.encoder.max_seq_length)
 
     def build(self) -> Any:
-        import tempfile
-
         from sentence_transformers import SentenceTransformer
 
         from components.encoders import local_model, resolve_model
+        from components.losses import RETRIEVER_LOSSES
 
+        self.objective = RETRIEVER_LOSSES[self.settings.loss].from_settings(self.settings)
         self.scratch = tempfile.TemporaryDirectory()  # a previous round's model under s3:// is fetched here
-        model = SentenceTransformer(resolve_model(local_model(self.config["model"], self.scratch.name)), device="cpu")
+        model = SentenceTransformer(resolve_model(local_model(self.model, self.scratch.name)), device="cpu")
         self.module = model
         return model.train()
 
@@ -104,25 +137,23 @@ class RetrieverStage:
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
         import torch
 
-        from components.losses import distill_kl_loss
-
         device = next(model.parameters()).device
         questions = [str(q) for q in batch["question"]]
         if "passages" in batch:
             # one forward pass for questions and passages: DDP expects one per backward
             lists = [[str(p) for p in row] for row in batch["passages"]]
-            flat = self._encode(model, questions + [p for row in lists for p in row], self.config["passage_max_seq_length"], device)
+            flat = self._encode(model, questions + [p for row in lists for p in row], self.passage_max_seq_length, device)
             queries, passages = flat[: len(questions)], flat[len(questions) :].view(len(lists), len(lists[0]), -1)
         else:
-            queries = self._encode(model, questions, self.config["max_seq_length"], device)
+            queries = self._encode(model, questions, self.settings.max_seq_length, device)
             passages = torch.as_tensor(np.stack(batch["passage_emb"]), device=device, dtype=queries.dtype)
         scores = torch.einsum("bd,bnd->bn", queries, passages)
         ranker = torch.as_tensor(np.stack(batch["ranker_scores"]), device=device, dtype=queries.dtype)
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
-        return distill_kl_loss(scores, ranker, self.config["tau_retriever"], self.config["tau_ranker"], mask)
+        return self.objective(scores, ranker, mask)
 
     def save(self, model: Any, path: str) -> None:
-        model.max_seq_length = self.config["passage_max_seq_length"]  # what the saved encoder indexes with
+        model.max_seq_length = self.passage_max_seq_length  # what the saved encoder indexes with
         model.save(path)
 
 
@@ -130,107 +161,132 @@ def _unwrap(model: Any) -> Any:
     return model.module if hasattr(model, "module") else model
 
 
-def epoch_loop(config: dict[str, Any], stage: Stage) -> None:
-    """The per-worker loop shared by both stages (runs inside a Ray Train worker)."""
-    import ray.train
+@dataclass
+class _Training:
+    """One worker's training state: what a checkpoint saves and restores."""
+
+    model: Any
+    optimizer: Any
+    scheduler: Any
+    losses: list[dict[str, Any]]
+    start_epoch: int = 0
+
+
+def _setup(stage: Stage, loop: LoopSettings) -> _Training:
+    """The wrapped model, AdamW and a linear warm-up then decay over all the run's steps."""
     import ray.train.torch
     import torch
 
-    torch.manual_seed(config["seed"])
-    torch.set_num_threads(config["cpus_per_worker"])  # Ray pins OMP threads to 1 otherwise
+    torch.manual_seed(loop.seed)
+    torch.set_num_threads(loop.cpus_per_worker)  # Ray pins OMP threads to 1 otherwise
     # Some backbone weights take no part in a stage's loss (a BERT pooler under mean pooling).
     model = ray.train.torch.prepare_model(stage.build(), parallel_strategy_kwargs={"find_unused_parameters": True})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config["lr"])
-    steps_per_epoch, epochs = config["steps_per_epoch"], config["epochs"]
-    total = max(1, steps_per_epoch * epochs)
-    warmup = int(total * config["warmup_ratio"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=stage.settings.lr)
+    total = max(1, loop.steps_per_epoch * stage.settings.epochs)
+    warmup = int(total * stage.settings.warmup_ratio)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
     )
-    start_epoch, losses = 0, []
-    rank = ray.train.get_context().get_world_rank()
+    return _Training(model, optimizer, scheduler, [])
+
+
+def _restore(state: _Training) -> None:
+    """Continue from the latest checkpoint, if Ray Train hands one over (a replaced worker, a rerun)."""
+    import ray.train
+    import torch
+
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint:
-        with checkpoint.as_directory() as d:
-            state = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
-            with open(os.path.join(d, LOSSES_FILE)) as f:
-                losses = [json.loads(line) for line in f]
-        _unwrap(model).load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch = state["epoch"] + 1
+    if not checkpoint:
+        return
+    with checkpoint.as_directory() as d:
+        saved = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+        with open(os.path.join(d, LOSSES_FILE)) as f:
+            state.losses = [json.loads(line) for line in f]
+    _unwrap(state.model).load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.start_epoch = saved["epoch"] + 1
+
+
+def _step(stage: Stage, state: _Training, batch: dict[str, np.ndarray]) -> float:
+    import torch
+
+    loss = stage.loss(state.model, batch)
+    state.optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(state.model.parameters(), 1.0)
+    state.optimizer.step()
+    state.scheduler.step()
+    return float(loss.detach())
+
+
+def _checkpoint(stage: Stage, state: _Training, epoch: int, step: int, rank: int) -> None:
+    """Report the epoch to Ray Train; rank 0 attaches the model, the optimizer state and the losses."""
+    import ray.train
+    import torch
+
+    epoch_losses = [x["loss"] for x in state.losses if x["epoch"] == epoch]
+    metrics = {"epoch": epoch, "step": step, "loss": float(np.mean(epoch_losses)) if epoch_losses else math.nan}
+    with tempfile.TemporaryDirectory() as d:
+        if rank == 0:
+            torch.save(
+                {"model": _unwrap(state.model).state_dict(), "optimizer": state.optimizer.state_dict(),
+                 "scheduler": state.scheduler.state_dict(), "epoch": epoch},
+                os.path.join(d, STATE_FILE),
+            )
+            stage.save(_unwrap(state.model), os.path.join(d, MODEL_DIR))
+            with open(os.path.join(d, LOSSES_FILE), "w") as f:
+                f.writelines(json.dumps(x) + "\n" for x in state.losses)
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def epoch_loop(config: dict[str, Any]) -> None:
+    """The per-worker loop shared by both stages (runs inside a Ray Train worker); ``config``
+    holds the ``stage`` object and the ``loop`` settings."""
+    import ray.train
+
+    stage: Stage = config["stage"]
+    loop: LoopSettings = config["loop"]
+    epochs = stage.settings.epochs
+    batch_questions = stage.settings.batch_questions
+    total = max(1, loop.steps_per_epoch * epochs)
+    state = _setup(stage, loop)
+    _restore(state)
+    rank = ray.train.get_context().get_world_rank()
     shard = ray.train.get_dataset_shard("train")
-    step = start_epoch * steps_per_epoch
-    for epoch in range(start_epoch, epochs):
-        model.train()
+    step = state.start_epoch * loop.steps_per_epoch
+    for epoch in range(state.start_epoch, epochs):
+        state.model.train()
         for batch in shard.iter_batches(
-            batch_size=config["batch_questions"], batch_format="numpy",
-            local_shuffle_buffer_size=config["batch_questions"] * 8, local_shuffle_seed=config["seed"] + epoch,
+            batch_size=batch_questions, batch_format="numpy",
+            local_shuffle_buffer_size=batch_questions * 8, local_shuffle_seed=loop.seed + epoch,
         ):
-            loss = stage.loss(model, batch)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
+            loss = _step(stage, state, batch)
             step += 1
-            losses.append({"epoch": epoch, "step": step, "loss": float(loss.detach()), "pid": os.getpid(), "time": time.time()})
-            if rank == 0 and (step % config.get("log_every", 10) == 0 or step == total):
-                recent = np.mean([x["loss"] for x in losses[-10:]])
-                print(f"{config['name']}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
-        epoch_losses = [x["loss"] for x in losses if x["epoch"] == epoch]
-        metrics = {"epoch": epoch, "step": step, "loss": float(np.mean(epoch_losses)) if epoch_losses else math.nan}
-        with tempfile.TemporaryDirectory() as d:
-            if rank == 0:
-                torch.save(
-                    {"model": _unwrap(model).state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "epoch": epoch},
-                    os.path.join(d, STATE_FILE),
-                )
-                stage.save(_unwrap(model), os.path.join(d, MODEL_DIR))
-                with open(os.path.join(d, LOSSES_FILE), "w") as f:
-                    f.writelines(json.dumps(x) + "\n" for x in losses)
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
-
-
-def retriever_loop_config(cfg: Config, **changes: Any) -> dict[str, Any]:
-    """The Stage 2 loop's settings from the run's config (``changes`` override)."""
-    return {**cfg.train.retriever.model_dump(), "model": cfg.encoder.model,
-            "passage_max_seq_length": cfg.encoder.max_seq_length, "seed": cfg.seed, **changes}
-
-
-def ranker_loop_config(cfg: Config, **changes: Any) -> dict[str, Any]:
-    """The Stage 1 loop's settings from the run's config (``changes`` override)."""
-    return {**cfg.train.ranker.model_dump(), "seed": cfg.seed, **changes}
-
-
-def ranker_loop(config: dict[str, Any]) -> None:
-    epoch_loop(config, RankerStage(config))
-
-
-def retriever_loop(config: dict[str, Any]) -> None:
-    epoch_loop(config, RetrieverStage(config))
+            state.losses.append({"epoch": epoch, "step": step, "loss": loss, "pid": os.getpid(), "time": time.time()})
+            if rank == 0 and (step % loop.log_every == 0 or step == total):
+                recent = np.mean([x["loss"] for x in state.losses[-10:]])
+                print(f"{loop.name}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
+        _checkpoint(stage, state, epoch, step, rank)
 
 
 def fit(
-    loop: Callable[[dict[str, Any]], None],
+    stage: Stage,
     rows: list[dict[str, Any]],
-    loop_config: dict[str, Any],
     num_workers: int,
     use_gpu: bool,
     cpus_per_worker: int | None,
     max_failures: int,
     storage_uri: str,
     name: str,
+    seed: int = 0,
 ) -> Any:
-    """Run ``loop`` on ``num_workers`` Ray Train workers over ``rows``; return the final checkpoint.
+    """Train ``stage`` on ``num_workers`` Ray Train workers over ``rows``; return the final checkpoint.
 
     Checkpoints go to ``storage_uri`` (a local path or ``s3://``) through the same filesystem as
     every other artifact, so an S3-compatible endpoint reaches the workers too. Rerunning with the
     same ``storage_uri`` and ``name`` after the driver died resumes from the latest checkpoint.
     """
-    from components import storage
-
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -240,13 +296,10 @@ def fit(
         raise ValueError(f"{len(rows)} training rows cannot feed {num_workers} workers")
     if cpus_per_worker is None:
         cpus_per_worker = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_workers)
-    config = dict(
-        loop_config, name=name, cpus_per_worker=cpus_per_worker,
-        steps_per_epoch=math.ceil(per_worker / loop_config["batch_questions"]),
-    )
+    loop = LoopSettings(name, seed, cpus_per_worker, math.ceil(per_worker / stage.settings.batch_questions))
     trainer = TorchTrainer(
-        loop,
-        train_loop_config=config,
+        epoch_loop,
+        train_loop_config={"stage": stage, "loop": loop},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
         run_config=RunConfig(
             name=name,
@@ -258,3 +311,44 @@ def fit(
         datasets={"train": ray.data.from_items(rows)},
     )
     return trainer.fit().checkpoint
+
+
+def checkpoint_root(cfg: Config, stage_name: str) -> str:
+    """Where Ray Train keeps the stage's checkpoints: under the run directory, local or s3://."""
+    return storage.join(cfg.run_dir, stage_name, "checkpoints")
+
+
+def use_gpu(cfg: Config) -> bool:
+    return cluster_has_gpu() if cfg.train.use_gpu == "auto" else bool(cfg.train.use_gpu)
+
+
+# Given the trained model's local directory and a scratch folder: the directory of the model to
+# keep (perhaps a new one) and what to add to the stage's manifest about that choice.
+Finish = Callable[[str, str], tuple[str, dict[str, Any]]]
+
+
+def train_stage(
+    cfg: Config, stage_name: str, stage: Stage, rows: list[dict[str, Any]], inputs: dict[str, Any],
+    finish: Optional[Finish] = None, out_dir: Optional[str] = None, **details: Any,
+) -> str:
+    """Fit ``stage`` on Ray Train with the run's scaling and fault settings, then copy the final
+    model (or the one ``finish`` derives from it) and the loss curve into ``out_dir`` (default
+    ``RUN/<stage_name>/``), manifest last, so a kill at any point leaves the stage unfinished
+    rather than half-chosen; return the model's URI."""
+    init_ray(cfg.ray)
+    t = cfg.train
+    checkpoint = fit(
+        stage, rows, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
+        checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}", cfg.seed,
+    )
+    out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
+    with tempfile.TemporaryDirectory() as scratch:
+        local = checkpoint.to_directory(scratch)
+        model_dir = f"{local}/{MODEL_DIR}"
+        if finish is not None:
+            model_dir, chosen = finish(model_dir, tempfile.mkdtemp(dir=scratch))
+            details.update(chosen)
+        storage.put_dir(model_dir, storage.join(out_dir, MODEL_DIR))
+        storage.write_bytes(storage.join(out_dir, LOSSES_FILE), Path(local, LOSSES_FILE).read_bytes())
+    storage.mark_stage_done(out_dir, inputs, **details)
+    return storage.join(out_dir, MODEL_DIR)

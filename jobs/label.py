@@ -1,62 +1,8 @@
-"""Stage: label each training question's candidates with the teacher LLM's listwise ranking.
+from components.stages import labels as stage
+from jobs.common import entry_point
 
-Requests fan out over Ray Data to the configured backend: an OpenAI-compatible endpoint pool
-(``labels.endpoints`` or ``--llm-url``), a vLLM engine on GPU workers (``labels.backend: vllm``), or,
-when neither is configured, llama.cpp's server with SmolLM2-135M-Instruct started on 127.0.0.1 for
-the job's duration. Every reply is stored as it arrives (``RUN/labels/calls/``); a rerun pays for no
-call twice. Writes ``RUN/labels/labels.parquet`` and ``summary.json``.
-"""
-
-from __future__ import annotations
-
-import sys
-from typing import Optional, Sequence
-
-import pyarrow as pa
-
-from components import call_cache, storage
-from components.config import Config
-from components.corpus import Collection, load_collection
-from components.labelling import label_rows, make_tasks, run_labelling, summarize
-from components.llm.backends import chat_stage
-from components.llm.endpoints import teacher_model, teacher_pool
-from components.run_layout import labels_uri
-from jobs.candidates import build_candidates
-from jobs.common import job_main, lazy_sender, stage
-
-
-@stage
-def label(cfg: Config, collection: Optional[Collection] = None) -> str:
-    """Label the training questions; return the URI of ``labels.parquet``."""
-    collection = collection if collection is not None else load_collection(cfg.data.path, cfg.data.on_invalid)
-    candidates = storage.read_parquet(build_candidates(cfg, collection)).to_pydict()
-    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    tasks = make_tasks(
-        candidates["question_id"], candidates["question"], candidates["candidate_ids"], passages.__getitem__, cfg.labels, cfg.seed
-    )
-    out = labels_uri(cfg)
-    store = call_cache.open_store(storage.join(out, "calls"))
-    model = teacher_model(cfg.labels)
-    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool, persist: chat_stage(rows, pool, cfg.labels, persist), cfg.ray) as send:
-        stats = run_labelling(tasks, cfg.labels, model, store, send)
-    store.compact()
-    rows = label_rows(tasks, model)
-    labels_file = storage.join(out, "labels.parquet")
-    storage.write_parquet(labels_file, pa.Table.from_pylist(rows))
-    summary = {"teacher": model, "backend": cfg.labels.backend, **summarize(rows, stats)}
-    storage.write_json(storage.join(out, "summary.json"), summary)
-    print(
-        "labels: {questions} questions — {complete} complete, {repaired} repaired, {unusable} unusable, {failed} failed; "
-        "{calls_sent} calls sent ({calls_cached} cached), tokens in/out {tokens_in}/{tokens_out}, "
-        "{wall_s} s, {calls_per_s} calls/s".format(**summary)
-    )
-    print(f"labels: {labels_file} (teacher: {model})")
-    return labels_file
-
-
-def main(argv: Optional[Sequence[str]] = None, prog: Optional[str] = None) -> int:
-    return job_main(__doc__, label, argv, llm_options=True, prog=prog)
-
+__doc__ = stage.__doc__
+main = entry_point(stage.__doc__, stage.label, llm_options=True)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -16,19 +16,8 @@ import time
 from typing import Optional, Sequence
 
 from components.config import Config
-from jobs.common import add_config_arguments, init_ray, run_guarded
-from serve.app import APP_NAME, DEFAULT_SERVE_CONFIG, bind, deployment_options, run_config
-
-
-def start(cfg: Config, serve_config: str = str(DEFAULT_SERVE_CONFIG), name: str = APP_NAME, route_prefix: str = "/") -> str:
-    """Deploy the app on the current (or a new local) Ray cluster; return its base URL once ready."""
-    from ray import serve
-
-    init_ray(cfg.ray)
-    options = deployment_options(serve_config)
-    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    serve.run(bind(cfg, options), name=name, route_prefix=route_prefix, blocking=False)
-    return f"http://{cfg.serve.host}:{cfg.serve.port}{route_prefix.rstrip('/')}"
+from jobs.common import add_config_arguments, run_guarded
+from serve.app import DEFAULT_SERVE_CONFIG, run_config, start
 
 
 def _stop(*_: object) -> None:

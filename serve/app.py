@@ -22,6 +22,7 @@ from ray.serve import Application
 from components import storage
 from components.config import Config, load_config
 from components.errors import ConfigError
+from components.run import init_ray
 from serve.api import token_digest
 from serve.deployments import Generator, RAGIngress, Retriever
 
@@ -81,3 +82,14 @@ def build_app(args: dict[str, Any]) -> Application:
     if isinstance(overrides, str):
         overrides = [overrides]
     return bind(run_config(str(args["run_dir"]), args.get("config"), overrides))
+
+
+def start(cfg: Config, serve_config: str = str(DEFAULT_SERVE_CONFIG), name: str = APP_NAME, route_prefix: str = "/") -> str:
+    """Deploy the app on the current (or a new local) Ray cluster; return its base URL once ready."""
+    from ray import serve
+
+    init_ray(cfg.ray)
+    options = deployment_options(serve_config)
+    serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
+    serve.run(bind(cfg, options), name=name, route_prefix=route_prefix, blocking=False)
+    return f"http://{cfg.serve.host}:{cfg.serve.port}{route_prefix.rstrip('/')}"

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from components.run import Run
 from components import storage
 from components.config import load_config
 from components.corpus import load_collection
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from jobs.common import forget_stage_outputs
-from jobs.generate_questions import generate_questions
-from jobs.pipeline import run_pipeline
+from components.stages.questions import generate_questions
+from components.stages.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,7 @@ def test_generation_resumes_without_paying_twice_and_the_pipeline_runs_from_the_
             "generate.count=24", "generate.per_passage=2", "generate.consistency_k=10",
             "labels.num_candidates=5", "train.ranker.epochs=1", "train.ranker.max_seq_length=64",
         ])
-        table = storage.read_parquet(generate_questions(cfg)).to_pylist()
+        table = storage.read_parquet(generate_questions(Run(cfg))).to_pylist()
         summary = storage.read_json(str(tmp_path / "questions" / "summary.json"))
         asked = sim.stats["answered"]
         assert 0 < len(table) <= 24 and summary["kept"] == len(table) and summary["calls_sent"] == asked
@@ -38,12 +38,11 @@ def test_generation_resumes_without_paying_twice_and_the_pipeline_runs_from_the_
 
         # a job killed after its calls but before its manifest: the rerun recomputes from stored replies
         (tmp_path / "questions" / "manifest.json").unlink()
-        forget_stage_outputs()
-        again = storage.read_parquet(generate_questions(cfg)).to_pylist()
+        again = storage.read_parquet(generate_questions(Run(cfg))).to_pylist()
         assert again == table and sim.stats["answered"] == asked
         assert storage.read_json(str(tmp_path / "questions" / "summary.json"))["calls_sent"] == 0
 
-        report_path = run_pipeline(cfg)
+        report_path = run_pipeline(Run(cfg))
     report = json.loads(open(report_path).read())
     assert report["teacher"]["training_questions"] == "generated"
     assert report["teacher"]["generation"]["kept"] == len(table)

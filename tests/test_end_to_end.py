@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from components.run import Run
 from components import encoders
 from components.config import EncoderConfig, IndexConfig, RayConfig, load_config
 from components.corpus import load_collection, load_corpus
@@ -20,8 +21,8 @@ from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from components.retrieval import DenseRetriever
 from jobs import cli
-from jobs.index import build_index
-from jobs.evaluate import evaluate
+from components.stages.index import build_index
+from components.stages.evaluation import evaluate
 from tests.conftest import dataset_subset
 
 pytestmark = pytest.mark.slow
@@ -84,8 +85,8 @@ def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
     sub = dataset_subset("cranfield", tmp_path / "cranfield-500", 500)
     cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"data.path={sub}", "eval.ks=[1, 10, 20]",
                              "eval.retrievers=[bm25, base]"])
-    build_index(cfg)
-    report = json.loads(Path(evaluate(cfg)).read_text())
+    build_index(Run(cfg))
+    report = json.loads(Path(evaluate(Run(cfg))).read_text())
     bm25, dense = report["retrievers"]["bm25"], report["retrievers"]["base-minilm"]
     assert dense["top_k_accuracy"]["20"] >= bm25["top_k_accuracy"]["20"] - 0.05
     assert dense["ndcg@10"] > 0.2 and bm25["ndcg@10"] > 0.2
@@ -95,7 +96,7 @@ def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
 
     # Same corpus, changed index shape: the index is rebuilt rather than reused.
     cfg.index.kind = "hnsw"
-    uri = build_index(cfg)
+    uri = build_index(Run(cfg))
     assert FaissIndex.load(uri).manifest["index"]["kind"] == "hnsw"
 
 
@@ -103,7 +104,7 @@ def test_whole_pipeline_with_the_real_local_llm_on_a_squad_subset(ray_cluster, t
     """Every stage with SmolLM2 behind llama.cpp's OpenAI-compatible server as the teacher: real
     model, real HTTP, real data. A 135M model ranks badly; this proves the protocol, not quality."""
     pytest.importorskip("llama_cpp", reason="llama-cpp-python[server] is installed by `make test`")
-    from jobs.pipeline import run_pipeline
+    from components.stages.pipeline import run_pipeline
 
     data = dataset_subset("squad-v1.1-dev", tmp_path / "squad-120", 120)
     cfg = load_config(None, [
@@ -112,7 +113,7 @@ def test_whole_pipeline_with_the_real_local_llm_on_a_squad_subset(ray_cluster, t
         "train.retriever.batch_questions=2", "train.retriever.dev_fraction=0.2", "data.max_test_questions=40",
         "eval.retrievers=[base, ranker, distilled]",
     ])
-    report = json.loads(Path(run_pipeline(cfg)).read_text())
+    report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
     teacher = report["teacher"]
     assert teacher["teacher"].startswith("smollm2") and teacher["backend"] == "openai"
     assert teacher["questions"] == 6 and teacher["labels_used"] == teacher["complete"] + teacher["repaired"] >= 1

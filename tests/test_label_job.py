@@ -12,14 +12,14 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from components.run import Run
 from components.config import load_config
 from components.corpus import load_collection
 from components.errors import ConfigError
 from components.llm.backends import BATCHES_RUNNING_PER_ACTOR, vllm_processor_config, vllm_stage
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from jobs.candidates import build_candidates
-from jobs.common import forget_stage_outputs
-from jobs.label import label
+from components.stages.candidates import build_candidates
+from components.stages.labels import label
 from tests.conftest import dataset_subset
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def test_faulty_teacher_every_question_accounted_for(ray_cluster, tmp_path):
             f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}', max_concurrency: 8}}]",
             "labels.max_attempts=6", "labels.backoff_s=0.02", "labels.actors=2", "labels.batch_size=4",
         ])
-        label(cfg)
+        label(Run(cfg))
         rows = _labels(tmp_path)
         summary = json.loads((tmp_path / "labels" / "summary.json").read_text())
         stats = dict(sim.sim.stats)
@@ -53,16 +53,14 @@ def test_faulty_teacher_every_question_accounted_for(ray_cluster, tmp_path):
         assert summary["unusable"] == stats.get("malformed", 0)
         assert all(r["error"] for r in rows if r["status"] == "failed")
         assert summary["teacher"] == "teacher-sim[noise=0]"
-
-        forget_stage_outputs()  # as a new job would
-        label(cfg)  # rerun: nothing is paid twice
+        label(Run(cfg))  # rerun: nothing is paid twice
         assert sim.sim.stats["answered"] == stats["answered"]
         assert json.loads((tmp_path / "labels" / "summary.json").read_text())["calls_sent"] == summary["failed_calls"]
 
 
 def test_sigkill_mid_run_then_resume_loses_nothing_and_repays_only_in_flight(ray_cluster, tmp_path):
     overrides = ["--set", "labels.actors=2", "--set", "labels.batch_size=2", "--set", "ray.num_cpus=2"]
-    build_candidates(load_config(None, [f"run_dir={tmp_path}"]))  # embed once, outside the killed job
+    build_candidates(Run(load_config(None, [f"run_dir={tmp_path}"])))  # embed once, outside the killed job
     calls_dir = tmp_path / "labels" / "calls"
     with _simulator(latency_s=0.25) as sim:
         cmd = [sys.executable, "-m", "jobs.label", "--run-dir", str(tmp_path), "--llm-url", sim.base_url, *overrides]
@@ -99,7 +97,7 @@ def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
         f"run_dir={tmp_path / 'run'}", f"data.path={data}", "labels.max_questions=3", "labels.num_candidates=5",
         "labels.max_words_per_passage=40",
     ])
-    label(cfg)
+    label(Run(cfg))
     out = capsys.readouterr().out
     assert "llm: local llama.cpp server with SmolLM2-135M-Instruct" in out
     rows = _labels(tmp_path / "run")
@@ -107,9 +105,7 @@ def test_local_llama_cpp_teacher_end_to_end(ray_cluster, tmp_path, capsys):
     assert all(r["status"] in {"complete", "repaired", "unusable"} and r["raw"].strip() for r in rows)
     assert all(r["tokens_in"] > 0 and r["tokens_out"] > 0 and r["model"].startswith("smollm2") for r in rows)
     assert all(sorted(r["permutation"]) == list(range(5)) for r in rows)
-
-    forget_stage_outputs()  # as a new job would
-    label(cfg)  # everything cached: the server is not even started
+    label(Run(cfg))  # everything cached: the server is not even started
     out = capsys.readouterr().out
     assert "llm: local llama.cpp" not in out and "0 calls sent (3 cached)" in out
 

@@ -7,19 +7,19 @@ import json
 
 import pytest
 
+from components.run import Run
 from components.config import load_config
 from components.corpus import load_collection
-from jobs.common import forget_stage_outputs
-from jobs.index import build_index
-from jobs.rag_eval import rag_eval
+from components.stages.index import build_index
+from components.stages.rag_eval import rag_eval
 
 pytestmark = pytest.mark.slow
 
 
 def test_rag_eval_scores_every_row_and_a_rerun_pays_nothing(ray_cluster, tmp_path, capsys):
     cfg = load_config(overrides=[f"run_dir={tmp_path}", "rag.max_questions=3", "rag.ks=[1,2]"])
-    build_index(cfg)
-    path = rag_eval(cfg)
+    build_index(Run(cfg))
+    path = rag_eval(Run(cfg))
     out = capsys.readouterr().out
     assert "llm: local llama.cpp server with SmolLM2-135M-Instruct" in out
     rag = json.loads(open(path).read())["rag"]
@@ -33,9 +33,7 @@ def test_rag_eval_scores_every_row_and_a_rerun_pays_nothing(ray_cluster, tmp_pat
     assert 0 < sent <= 18
     md = (tmp_path / "report" / "report.md").read_text()
     assert "## RAG QA" in md and "| oracle |" in md and (tmp_path / "report" / "rag.png").stat().st_size > 0
-
-    forget_stage_outputs()
-    rag_eval(cfg, load_collection("demo"))
+    rag_eval(Run(cfg, load_collection("demo")))
     again = capsys.readouterr().out
     assert f"0 sent, {sent} cached, 0 failed" in again
     assert "llm: local llama.cpp" not in again  # nothing to ask: no server started

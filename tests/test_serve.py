@@ -17,11 +17,11 @@ from typing import Any, Optional
 import pytest
 import yaml
 
+from components.run import Run
 from components.answer_match import has_answer
 from components.corpus import load_collection
-from jobs.index import build_index
-from jobs.serve import start
-from serve.app import DEFAULT_SERVE_CONFIG, run_config
+from components.stages.index import build_index
+from serve.app import DEFAULT_SERVE_CONFIG, run_config, start
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def endpoint(ray_cluster, tmp_path_factory, monkeypatch_module):
     port = free_port()
     common = [f"serve.port={port}", "serve.max_k=20", "serve.max_body_bytes=2048"]
     cfg = run_config(run_dir, overrides=common + [f"serve.auth_token_env={TOKEN_ENV}_UNSET"])
-    build_index(cfg)
+    build_index(Run(cfg))
     token = secrets.token_hex(16)
     monkeypatch_module.setenv(TOKEN_ENV, token)
     secure = run_config(run_dir, overrides=common + [

@@ -12,14 +12,15 @@ import numpy as np
 import pytest
 import torch
 
+from components.run import Run
 from components import encoders
 from components.config import EncoderConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from components.training import LOSSES_FILE, fit, retriever_loop, retriever_loop_config
+from components.training import LOSSES_FILE, RetrieverStage, fit
 from components.weight_averaging import interpolate, pick_alpha
-from jobs.pipeline import run_pipeline
+from components.stages.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
 DEMO = load_collection("demo")
@@ -44,9 +45,10 @@ def stage2_rows(minilm):
     return rows[:64]
 
 
-def _config(**kw):
+def _stage(**kw) -> RetrieverStage:
     cfg = load_config(None, ["encoder.model=sentence-transformers/all-MiniLM-L6-v2"])
-    return retriever_loop_config(cfg, **{"lr": 2e-5, "epochs": 2, "batch_questions": 8, "max_seq_length": 32, "warmup_ratio": 0.0, **kw})
+    settings = cfg.train.retriever.model_copy(update={"lr": 2e-5, "epochs": 2, "batch_questions": 8, "max_seq_length": 32, "warmup_ratio": 0.0, **kw})
+    return RetrieverStage.from_config(cfg.model_copy(update={"train": cfg.train.model_copy(update={"retriever": settings})}))
 
 
 def _losses(checkpoint) -> list[dict]:
@@ -55,9 +57,9 @@ def _losses(checkpoint) -> list[dict]:
 
 
 def test_two_workers_follow_the_same_loss_curve_as_one(ray_cluster, stage2_rows, tmp_path):
-    one = _losses(fit(retriever_loop, stage2_rows, _config(), 1, False, 1, 0, str(tmp_path), "one"))
+    one = _losses(fit(_stage(), stage2_rows, 1, False, 1, 0, str(tmp_path), "one"))
     # Same global batch: two workers with half the questions each per step.
-    two = _losses(fit(retriever_loop, stage2_rows, _config(batch_questions=4), 2, False, 1, 0, str(tmp_path), "two"))
+    two = _losses(fit(_stage(batch_questions=4), stage2_rows, 2, False, 1, 0, str(tmp_path), "two"))
     assert len(one) == len(two) == 2 * 64 // 8
     by_epoch = lambda ls, e: np.mean([x["loss"] for x in ls if x["epoch"] == e])  # noqa: E731
     for curve in (one, two):
@@ -88,7 +90,7 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, stage2_rows
     already = _train_worker_pids()
     result = {}
     runner = threading.Thread(target=lambda: result.update(
-        ckpt=fit(retriever_loop, stage2_rows, _config(epochs=8, batch_questions=2), 1, False, 1, 2, str(tmp_path), "killed")
+        ckpt=fit(_stage(epochs=8, batch_questions=2), stage2_rows, 1, False, 1, 2, str(tmp_path), "killed")
     ))
     runner.start()
     deadline = time.monotonic() + 300
@@ -120,7 +122,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
     with _sim() as sim:
         cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
                                  "train.ablations=[direct, supervised]"])
-        report = json.loads(Path(run_pipeline(cfg)).read_text())
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
         assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled",
                                              "direct (no ranker)", "supervised (gold qrels)"}
         direct = json.loads((tmp_path / "retriever-direct" / "manifest.json").read_text())
@@ -150,7 +152,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
 
         paid = sim.sim.stats["answered"]
         model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns
-        run_pipeline(cfg)  # a rerun trains nothing and calls nobody
+        run_pipeline(Run(cfg))  # a rerun trains nothing and calls nobody
         assert sim.sim.stats["answered"] == paid
         assert (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns == model_time
 
@@ -158,7 +160,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
 def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster, tmp_path):
     with _sim(malformed_rate=1.0) as sim:
         cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL])
-        report = json.loads(Path(run_pipeline(cfg)).read_text())
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
     assert set(report["retrievers"]) == {"bm25", "base-minilm"}
     assert report["skipped"] == {"ranker": "no trained ranker in this run", "distilled": "no distilled retriever in this run"}
     stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
@@ -171,7 +173,7 @@ def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_ow
         cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
                                  "train.retriever.passages=trained", "train.retriever.epochs=2", "train.retriever.refresh_every=1",
                                  "train.retriever.interpolation=[0.5, 1.0]", "eval.retrievers=[base, distilled]"])
-        report = json.loads(Path(run_pipeline(cfg)).read_text())
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
         stage = tmp_path / "retriever"
         manifest = json.loads((stage / "manifest.json").read_text())
         assert manifest["rounds"] == 2 and manifest["index"] == str(stage / "index")
@@ -187,5 +189,5 @@ def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_ow
         assert 0 < report["retrievers"]["distilled"]["ndcg@10"] <= 1
 
         written = (stage / "manifest.json").stat().st_mtime_ns
-        run_pipeline(cfg)  # a rerun trains nothing
+        run_pipeline(Run(cfg))  # a rerun trains nothing
         assert (stage / "manifest.json").stat().st_mtime_ns == written

@@ -13,6 +13,8 @@ cross-entropy against soft targets; a lower ``tau_r`` makes the targets sharper.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -32,3 +34,19 @@ def distill_kl_loss(
     p = log_p.exp()
     terms = (p * (log_p - log_q)).masked_fill(~mask, 0.0)
     return terms.sum(-1).mean()
+
+
+class DistillKLLoss:
+    """Stage 2's default: KL(ranker ‖ retriever) over each question's candidates."""
+
+    name = "kl"
+
+    def __init__(self, tau_retriever: float = 1.0, tau_ranker: float = 1.0) -> None:
+        self.tau_retriever, self.tau_ranker = tau_retriever, tau_ranker
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "DistillKLLoss":
+        return cls(settings.tau_retriever, settings.tau_ranker)
+
+    def __call__(self, retriever_scores: torch.Tensor, ranker_scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return distill_kl_loss(retriever_scores, ranker_scores, self.tau_retriever, self.tau_ranker, mask)

@@ -16,6 +16,8 @@ choice for Stage 1.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from components.losses.listnet import reciprocal_rank_relevance
@@ -46,3 +48,16 @@ def lambda_loss(scores: torch.Tensor, mask: torch.Tensor | None = None, sigma: f
     weight = delta * (gains[:, :, None] - gains[:, None, :]).abs()
     logistic = torch.nn.functional.softplus(-sigma * (scores[:, :, None] - scores[:, None, :])) / torch.log(torch.tensor(2.0))
     return (weight * logistic).masked_fill(~pairs, 0.0).sum((-2, -1)).mean()
+
+
+class LambdaLoss:
+    """LambdaLoss (NDCG-Loss2++) on the teacher's order (an ablation of Stage 1)."""
+
+    name = "lambdaloss"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "LambdaLoss":
+        return cls()
+
+    def __call__(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return lambda_loss(scores, mask)

@@ -15,6 +15,8 @@ of the rest, which listwise LLM rankers give least reliably.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -36,3 +38,19 @@ def listmle_loss(scores: torch.Tensor, mask: torch.Tensor | None = None, top_k: 
     if top_k is not None:
         terms = terms[:, :top_k]
     return -(terms.sum(-1)).mean()
+
+
+class ListMLELoss:
+    """Stage 1's default: ListMLE over the teacher's permutation (top-k with ``listmle_top_k``)."""
+
+    name = "listmle"
+
+    def __init__(self, top_k: int | None = None) -> None:
+        self.top_k = top_k
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ListMLELoss":
+        return cls(settings.listmle_top_k)
+
+    def __call__(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return listmle_loss(scores, mask, self.top_k)

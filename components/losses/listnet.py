@@ -14,6 +14,8 @@ probability mass roughly where the teacher's ranks put it. An ablation choice fo
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 
@@ -36,3 +38,16 @@ def listnet_loss(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torc
     target = relevance / relevance.sum(-1, keepdim=True)
     log_p = torch.log_softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).masked_fill(~mask, 0.0)
     return -(target * log_p).sum(-1).mean()
+
+
+class ListNetLoss:
+    """ListNet against reciprocal-rank relevance of the teacher's order (an ablation of Stage 1)."""
+
+    name = "listnet"
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "ListNetLoss":
+        return cls()
+
+    def __call__(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return listnet_loss(scores, mask)

@@ -1,0 +1,66 @@
+"""The dev split and the weight average it chooses.
+
+Dev questions are held out of Stage 2 training whole documents at a time (test questions concern
+documents no training question touched); each weight average of the base and trained encoders is
+scored on them, and the best is kept (``weight_averaging``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from components import encoders, storage
+from components.config import Config
+from components.corpus import Corpus
+from components.index import FaissIndex
+from components.metrics import rank_metrics
+from components.retrieval import Hits
+from components.run_layout import MODEL_DIR
+from components.stages.index import index_corpus
+from components.weight_averaging import interpolate, pick_alpha
+
+
+def document_groups(corpus: Corpus, targets: dict[str, set[str]]) -> dict[str, str]:
+    """Each question's group for the dev split: the title of its target document (the first in
+    title order when it has several), or the document id where the corpus has no titles, so that
+    dev questions are about documents the training questions are not, as test questions are."""
+    title = {d: t or d for d, t in zip(corpus.ids, corpus.titles)}
+    return {q: min(title.get(d, d) for d in docs) for q, docs in targets.items() if docs}
+
+
+def choose_average(
+    cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
+    targets: dict[str, set[str]], target: str, documents: int, index: Optional[FaissIndex], trained_dir: str, scratch: str,
+) -> tuple[str, dict[str, Any]]:
+    """Score each weight average of the base and trained encoders on the dev questions (nDCG@10 of
+    their targets over the whole corpus); save the best one to ``scratch``. ``index`` holds the
+    frozen passage vectors; without one (passage side trained) each average re-embeds the corpus,
+    under ``RUN/<stage>/dev/``. ``documents`` (how many documents the dev questions are about) goes to
+    the manifest."""
+    alphas = sorted(set(cfg.train.retriever.interpolation))
+    if not dev_ids:
+        print(f"{stage_name}: no dev questions, keeping the trained model as it is")
+        return trained_dir, {"dev": None}
+    base = encoders.load_encoder(cfg.encoder).state_dict()
+    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_dir}))
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    qrels = {q: {d: 1 for d in targets[q]} for q in dev_ids}
+    scores = []
+    for alpha in alphas:
+        model.load_state_dict(interpolate(base, trained, alpha))
+        searched = index
+        if searched is None:
+            where = storage.join(cfg.run_dir, stage_name, "dev", f"alpha-{alpha:g}")
+            model.save(f"{scratch}/alpha-{alpha:g}")
+            storage.put_dir(f"{scratch}/alpha-{alpha:g}", storage.join(where, MODEL_DIR))
+            encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
+            searched = FaissIndex.load(index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index"))
+        ids, hit_scores = searched.search(encoders.encode(model, dev_questions, cfg.encoder), 10)
+        scores.append(rank_metrics(Hits(ids, hit_scores), dev_ids, qrels, [10])["ndcg@10"])
+    chosen = pick_alpha(alphas, scores)
+    model.load_state_dict(interpolate(base, trained, chosen))
+    model.save(f"{scratch}/chosen")
+    curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
+    print(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
+    return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "documents": documents, "target": target, "alphas": alphas,
+                                         "ndcg@10": scores, "alpha": chosen}}

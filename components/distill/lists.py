@@ -1,0 +1,102 @@
+"""What Stage 2 learns from: per question, its candidates and a teacher's scores of them.
+
+The teacher is the Stage 1 ranker in the method itself; the ablations replace it with the LLM's
+own permutation (``direct_lists``) or the gold judgements (``supervised_lists``), to show what
+the ranker buys. Rows are built for the Ray Train loop: padded to one width, with a mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from components.index import FaissIndex
+from components.storage import content_hash
+from components.labelling import USABLE
+
+# Scores a new candidate list per question (the ranker can; a fixed LLM permutation cannot),
+# caching them at the given URI: what lets Stage 2 refresh its candidates.
+Rescore = Callable[[list[str], list[list[str]], Optional[str]], list[np.ndarray]]
+
+TEACHER_TOP = "the teacher LLM's first passage"
+GOLD = "the judged-relevant passages"
+
+# Hard targets: every positive equally likely, negatives at (numerically) zero, whatever tau_r.
+HARD_NEGATIVE = -1e4
+
+
+@dataclass
+class Lists:
+    """What Stage 2 learns from: each question's candidates and the teacher's scores of them, plus
+    the dev targets that choose the weight average."""
+
+    question_ids: list[str]
+    questions: list[str]
+    candidates: list[list[str]]
+    teacher: list[np.ndarray]
+    teacher_inputs: Any  # identifies what produced the scores, for resuming
+    dev_targets: dict[str, set[str]]
+    dev_target: str  # what the targets are, for the manifest and report
+    rescore: Optional[Rescore] = None
+
+    def subset(self, keep: list[int]) -> tuple[list[str], list[list[str]], list[np.ndarray]]:
+        return [self.questions[i] for i in keep], [self.candidates[i] for i in keep], [self.teacher[i] for i in keep]
+
+
+def teacher_top(labels: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
+    """The teacher LLM's first passage of each usable label: the dev target available without
+    gold judgements."""
+    return {r["question_id"]: {r["ranked_ids"][0]} for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
+
+
+def direct_lists(labels: Sequence[Mapping[str, Any]]) -> Optional[Lists]:
+    """The ``direct`` ablation: the teacher LLM's permutation itself is the target (score
+    ``-position``) on the questions with a usable label; None when there is none."""
+    usable = [r for r in labels if r["status"] in USABLE]
+    if not usable:
+        return None
+    candidates = [list(r["ranked_ids"]) for r in usable]
+    teacher = [-np.arange(len(c), dtype=np.float32) for c in candidates]
+    return Lists([r["question_id"] for r in usable], [r["question"] for r in usable], candidates, teacher,
+                 content_hash(["direct", candidates, [t.tolist() for t in teacher]]), teacher_top(labels), TEACHER_TOP)
+
+
+def supervised_lists(
+    candidates: Mapping[str, list[Any]], positives: Mapping[str, set[str]]
+) -> Optional[Lists]:
+    """The ``supervised`` ablation: the judged-relevant candidates against the other candidates as
+    hard negatives, on the questions with at least one positive among their candidates; None when
+    no question has one."""
+    keep = [i for i, (qid, ids) in enumerate(zip(candidates["question_id"], candidates["candidate_ids"]))
+            if positives.get(qid, set()) & set(ids)]
+    if not keep:
+        return None
+    question_ids = [candidates["question_id"][i] for i in keep]
+    lists = [list(candidates["candidate_ids"][i]) for i in keep]
+    teacher = [np.array([0.0 if d in positives[q] else HARD_NEGATIVE for d in ids], np.float32) for q, ids in zip(question_ids, lists)]
+    return Lists(question_ids, [candidates["question"][i] for i in keep], lists, teacher,
+                 content_hash(["supervised", lists, [t.tolist() for t in teacher]]), dict(positives), GOLD)
+
+
+def _padded(ids: list[str], scores: np.ndarray, width: int) -> dict[str, Any]:
+    return {"ranker_scores": np.pad(scores, (0, width - len(ids))).astype(np.float32), "mask": np.arange(width) < len(ids)}
+
+
+def frozen_rows(index: FaissIndex, questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Stage 2 rows over the index's stored passage vectors (passage side frozen)."""
+    width = max(len(c) for c in candidates)
+    rows = []
+    for question, ids, s in zip(questions, candidates, teacher):
+        vecs = np.zeros((width, index.manifest["dim"]), np.float32)
+        vecs[: len(ids)] = index.vectors(ids)
+        rows.append({"question": question, "passage_emb": vecs, **_padded(ids, s, width)})
+    return rows
+
+
+def text_rows(passages: dict[str, str], questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray]) -> list[dict[str, Any]]:
+    """Stage 2 rows with the passages' text, encoded in the loop (passage side trained)."""
+    width = max(len(c) for c in candidates)
+    return [{"question": q, "passages": [passages[d] for d in ids] + [""] * (width - len(ids)), **_padded(ids, s, width)}
+            for q, ids, s in zip(questions, candidates, teacher)]

@@ -1,0 +1,113 @@
+"""Stage 2 training: the retriever learns the teacher's scores over each question's candidates.
+
+With the passage side frozen (default) only the query encoder learns, against the base index's
+vectors, which then serve it unchanged. With it trained both sides learn, in rounds between which
+the corpus is re-embedded and the candidates re-mined and rescored (Atlas-style refresh). Either
+way the kept model is the dev-chosen weight average with the base encoder.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import tempfile
+from typing import Any, Callable
+
+from components import encoders, storage
+from components.config import Config
+from components.corpus import Collection
+from components.distill.candidates import mine_candidates
+from components.distill.dev import choose_average, document_groups
+from components.distill.lists import Lists, frozen_rows, text_rows
+from components.index import FaissIndex
+from components.retrieval import DenseRetriever
+from components.run_layout import MODEL_DIR, base_index_uri
+from components.stages.index import index_corpus
+from components.training import LOSSES_FILE, RetrieverStage, train_stage
+from components.weight_averaging import dev_split
+
+
+def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, lists: Lists) -> str:
+    """Train the retriever on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
+    question's candidates; writes ``RUN/<stage_name>``. With the passage side frozen (default) only
+    the query encoder learns, against the base index's vectors, which then serve it unchanged;
+    with it trained, see ``train_with_refresh``.
+
+    A ``dev_fraction`` of the questions with a dev target is held out of training; the kept model
+    is the weight average with the base encoder that retrieves those targets best.
+    """
+    base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
+    tc = cfg.train.retriever
+    groups = document_groups(collection.corpus, lists.dev_targets)
+    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed, groups)
+    inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
+              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    out = storage.join(cfg.run_dir, stage_name)
+    if storage.stage_is_current(out, inputs):
+        print(f"{stage_name}: up to date at {out}, skipping")
+        return storage.join(out, MODEL_DIR)
+    dev_ids = sorted(dev)
+    text_of = dict(zip(lists.question_ids, lists.questions))
+    chooser = functools.partial(
+        choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
+        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({groups[q] for q in dev_ids}),
+    )
+    keep = [i for i, q in enumerate(lists.question_ids) if q not in dev]
+    if tc.passages == "trained":
+        return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
+    rows = frozen_rows(base_index, *lists.subset(keep))
+    model = train_stage(
+        cfg, stage_name, RetrieverStage.from_config(cfg), rows, inputs, finish=functools.partial(chooser, base_index),
+        document_encoder=base_index.manifest["encoder"], questions=len(rows),
+    )
+    print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
+    return model
+
+
+def train_with_refresh(
+    cfg: Config, collection: Collection, stage_name: str, lists: Lists, keep: list[int], inputs: dict[str, Any],
+    chooser: Callable[..., tuple[str, dict[str, Any]]],
+) -> str:
+    """Both encoders learn (one shared model), in rounds of ``refresh_every`` epochs. Before each
+    round after the first, the corpus is re-embedded with the current model through the same Ray
+    Data path as the base index, and, when the teacher can score new lists (the ranker), every
+    question's candidates are retrieved again and rescored (Atlas-style refresh). Each finished
+    round is kept under ``RUN/<stage>/rounds/<r>``, so a rerun resumes at the next one. The kept
+    model gets its own index, ``RUN/<stage>/index``, which the evaluation and the endpoint use."""
+    tc = cfg.train.retriever
+    out = storage.join(cfg.run_dir, stage_name)
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    questions, candidates, teacher = lists.subset(keep)
+    model_spec, done, r = cfg.encoder.model, 0, 0
+    while done < tc.epochs:
+        epochs = min(tc.refresh_every, tc.epochs - done)
+        round_dir = storage.join(out, "rounds", str(r))
+        if r > 0 and lists.rescore is not None:
+            encoder = cfg.encoder.model_copy(update={"model": model_spec})
+            index = FaissIndex.load(index_corpus(cfg, collection.corpus, encoder, storage.join(round_dir, "index"),
+                                                 name=f"{stage_name}: round {r} index"))
+            with tempfile.TemporaryDirectory() as scratch:
+                current = DenseRetriever(f"{stage_name}-round{r}", encoders.load_encoder(encoders.fetched(encoder, scratch)), cfg.encoder, index)
+                candidates = mine_candidates(cfg, current, questions)
+            teacher = lists.rescore(questions, candidates, storage.join(round_dir, "ranker_scores.parquet"))
+        round_inputs = {**inputs, "round": r, "epochs": epochs, "lists": storage.content_hash([candidates, [t.tolist() for t in teacher]])}
+        if storage.stage_is_current(round_dir, round_inputs):
+            print(f"{stage_name}: round {r} up to date at {round_dir}, skipping")
+        else:
+            rows = text_rows(passages, questions, candidates, teacher)
+            stage = RetrieverStage.from_config(cfg.model_copy(update={"train": cfg.train.model_copy(
+                update={"retriever": tc.model_copy(update={"epochs": epochs})})}), model_spec)
+            train_stage(cfg, stage_name, stage, rows, round_inputs, out_dir=round_dir, questions=len(rows))
+        model_spec, done, r = storage.join(round_dir, MODEL_DIR), done + epochs, r + 1
+    curve = [json.dumps({**json.loads(line), "round": i})
+             for i in range(r) for line in storage.read_text(storage.join(out, "rounds", str(i), LOSSES_FILE)).splitlines()]
+    storage.write_text(storage.join(out, LOSSES_FILE), "\n".join(curve) + "\n")
+    with tempfile.TemporaryDirectory() as scratch:
+        kept, details = chooser(None, storage.local_dir(model_spec, scratch), tempfile.mkdtemp(dir=scratch))
+        storage.put_dir(kept, storage.join(out, MODEL_DIR))
+    final = cfg.encoder.model_copy(update={"model": storage.join(out, MODEL_DIR)})
+    index_uri = index_corpus(cfg, collection.corpus, final, storage.join(out, "index"), name=f"{stage_name}: index")
+    storage.mark_stage_done(out, inputs, document_encoder=FaissIndex.load(index_uri).manifest["encoder"], index=index_uri,
+                            questions=len(questions), rounds=r, **details)
+    print(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {storage.join(out, MODEL_DIR)}")
+    return storage.join(out, MODEL_DIR)

@@ -1,0 +1,59 @@
+"""Stage: the base retriever's top-n candidates for each training question.
+
+Writes ``RUN/candidates/candidates.parquet`` (question id, question, candidate ids, scores) and a
+manifest tying it to the index and question set; skipped when both are unchanged.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from components import encoders, storage
+from components.corpus import Questions
+from components.errors import DataError
+from components.index import FaissIndex
+from components.retrieval import DenseRetriever, search_all
+from components.run_layout import candidates_uri
+from components.run import Run, stage
+from components.stages.index import build_index
+from components.stages.questions import generated_questions
+
+
+def training_questions(run: Run) -> Questions:
+    """The train split's questions, or the LLM-written ones (``data.questions: generated``)."""
+    cfg, collection = run.cfg, run.collection
+    if cfg.data.questions == "generated":
+        return generated_questions(run).sample(cfg.labels.max_questions, cfg.seed)
+    questions = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions.sample(cfg.labels.max_questions, cfg.seed)
+    if len(questions) == 0:
+        raise DataError(f"{collection.path}: split {cfg.data.train_split!r} has no judged questions to label")
+    return questions
+
+
+@stage
+def build_candidates(run: Run) -> str:
+    """Retrieve ``labels.num_candidates`` passages per training question; return the parquet URI."""
+    cfg, collection = run.cfg, run.collection
+    questions = training_questions(run)
+    index_uri = build_index(run)
+    index = FaissIndex.load(index_uri, corpus_hash=collection.corpus.content_hash())
+    out_dir = candidates_uri(cfg)
+    inputs = {
+        "index_files": index.manifest["files"],
+        "num_candidates": cfg.labels.num_candidates,
+        "questions": storage.content_hash([questions.ids, questions.texts]),
+    }
+    table_uri = storage.join(out_dir, "candidates.parquet")
+    if storage.stage_is_current(out_dir, inputs):
+        print(f"candidates: up to date at {table_uri}, skipping")
+        return table_uri
+    retriever = DenseRetriever("base", encoders.load_encoder(cfg.encoder), cfg.encoder, index)
+    hits = search_all(retriever, questions.texts, cfg.labels.num_candidates, cfg.eval.batch_size)
+    storage.write_parquet(
+        table_uri,
+        pa.table({"question_id": questions.ids, "question": questions.texts, "candidate_ids": hits.ids, "scores": hits.scores}),
+    )
+    storage.mark_stage_done(out_dir, inputs)
+    print(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} questions → {table_uri}")
+    return table_uri
+

@@ -1,0 +1,140 @@
+"""Stage: evaluate retrievers on the held-out questions and write the report.
+
+Compares the configured retrievers (BM25, the base dense retriever) on the test split: top-k answer
+accuracy (DPR matching; success@k where the collection has no answer strings) and, from the qrels,
+recall@k, MRR@10 and nDCG@10 by ir-measures. Writes ``RUN/report/report.{json,md}`` and ``topk.png``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any, Optional, Sequence
+
+from components import metrics, report, run_models, storage
+from components.bm25 import BM25Retriever
+from components.config import Config
+from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels, Questions
+from components.errors import DataError
+from components.retrieval import Retriever, search_all
+from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri, retriever_uri
+from components.versions import versions
+from components.run import Run
+
+
+def make_retrievers(
+    cfg: Config, collection: Collection, scratch: str, kinds: Optional[Sequence[str]] = None
+) -> tuple[list[Retriever], dict[str, str]]:
+    """The retrievers of ``kinds`` (default ``eval.retrievers``) whose artifacts exist, and a note
+    for each one skipped."""
+    kinds = cfg.eval.retrievers if kinds is None else kinds
+    out: list[Retriever] = []
+    skipped: dict[str, str] = {}
+    base = run_models.load_base(cfg, collection.corpus) if {"base", "ranker", "distilled"} & set(kinds) else None
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    for kind in kinds:
+        if kind == "bm25":
+            out.append(BM25Retriever(collection.corpus.ids, collection.corpus.passages(), cfg.bm25))
+        elif kind == "base":
+            out.append(base)
+        elif kind == "ranker":
+            if not run_models.has_ranker(cfg):
+                skipped[kind] = "no trained ranker in this run"
+                continue
+            out.append(run_models.load_rerank(cfg, base, passages.__getitem__, cfg.labels.num_candidates, scratch))
+        else:
+            if not run_models.has_distilled(cfg):
+                skipped[kind] = "no distilled retriever in this run"
+                continue
+            out.append(run_models.load_distilled(cfg, base, scratch))
+    for name, uri in query_encoders(cfg)[1:]:
+        if not storage.stage_is_done(uri):
+            skipped[name] = f"not trained: no model at {uri}"
+            continue
+        base = base or run_models.load_base(cfg, collection.corpus)
+        out.append(run_models.load_distilled(cfg, base, scratch, name=name, uri=uri))
+    return out, skipped
+
+
+def query_encoders(cfg: Config) -> list[tuple[str, str]]:
+    """Report name and stage URI of each trained query encoder over the base index: this run's
+    distilled one, its ablations, then other runs' distilled ones."""
+    out = [("distilled", retriever_uri(cfg))]
+    out += [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a))
+            for a in cfg.train.ablations]
+    out += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})))
+            for name, run_dir in cfg.eval.other_runs.items()]
+    return out
+
+
+def training_summary(cfg: Config) -> dict[str, Any]:
+    """Per trained query encoder: its training questions and the dev-chosen weight average."""
+    out = {}
+    for name, uri in query_encoders(cfg):
+        if storage.stage_is_done(uri):
+            manifest = storage.read_json(storage.join(uri, "manifest.json"))
+            out[name] = {"questions": manifest.get("questions"), "dev": manifest.get("dev")}
+    return out
+
+
+def evaluate_retriever(
+    retriever: Retriever, passages: dict[str, str], questions: Questions, qrels: Qrels, cfg: Config
+) -> dict[str, Any]:
+    """Top-k accuracy and rank metrics of one retriever on one question set."""
+    hits = search_all(retriever, questions.texts, max(cfg.eval.ks), cfg.eval.batch_size)
+    matrix = metrics.hit_matrix(hits, questions.ids, questions.answers, qrels, passages.__getitem__)
+    result: dict[str, Any] = {"top_k_accuracy": metrics.top_k_accuracy(matrix, cfg.eval.ks)}
+    result.update(metrics.rank_metrics(hits, questions.ids, qrels, cfg.eval.ks))
+    return result
+
+
+def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
+    """Who labelled the training questions, and how many labels training used."""
+    summary_uri = storage.join(labels_uri(cfg), "summary.json")
+    if not storage.exists(summary_uri):
+        return None
+    s = storage.read_json(summary_uri)
+    out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed")}
+    if storage.stage_is_done(ranker_uri(cfg)):
+        out["labels_used"] = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))["labels_used"]
+    out["training_questions"] = cfg.data.questions
+    generated = storage.join(questions_uri(cfg), "summary.json")
+    if cfg.data.questions == "generated" and storage.exists(generated):
+        out["generation"] = storage.read_json(generated)
+    return out
+
+
+def evaluate(run: Run) -> str:
+    """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
+    cfg, collection = run.cfg, run.collection
+    split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
+    questions = split.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED)
+    if len(questions) == 0:
+        raise DataError(f"{collection.path}: split {cfg.data.test_split!r} has no judged questions")
+    with_answers = questions.answers is not None
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    with tempfile.TemporaryDirectory() as scratch:
+        retrievers, skipped = make_retrievers(cfg, collection, scratch)
+        results = {r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in retrievers}
+    rep = {
+        "dataset": {
+            "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
+            "path": collection.path,
+            "split": split.name,
+            "questions": len(questions),
+            "documents": len(collection.corpus),
+            "corpus_hash": collection.corpus.content_hash(),
+        },
+        "accuracy_definition": "DPR answer match in top k" if with_answers else "success@k (a judged-relevant document in top k)",
+        "retrievers": results,
+        "skipped": skipped,
+        "teacher": teacher_summary(cfg),
+        "query_encoders": training_summary(cfg),
+        "validation": collection.validation.counts,
+        "config": cfg.model_dump(mode="json"),
+        "versions": versions(),
+    }
+    path = report.write(storage.join(cfg.run_dir, "report"), rep)
+    print(report.markdown(rep))
+    print(f"report: {path}")
+    return path
+

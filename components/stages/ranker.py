@@ -1,0 +1,42 @@
+"""Stage 1: train the cross-encoder ranker on the teacher's permutations (ListMLE by default, Ray Train).
+
+Uses labels whose status is ``complete`` or ``repaired``; ``unusable`` and ``failed`` ones are
+excluded. Writes ``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``),
+``losses.jsonl`` and a manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
+so a killed worker resumes from the last one.
+"""
+
+from __future__ import annotations
+
+from components import storage
+from components.labelling import USABLE, NoUsableLabels
+from components.run import Run, stage
+from components.run_layout import MODEL_DIR, ranker_uri
+from components.stages.labels import label
+from components.training import RankerStage, train_stage
+
+
+@stage
+def train_ranker(run: Run) -> str:
+    """Label if needed, then train the ranker; return the URI of the saved model."""
+    cfg, collection = run.cfg, run.collection
+    labels = storage.read_parquet(label(run)).to_pylist()
+    usable = [r for r in labels if r["status"] in USABLE]
+    if not usable:
+        counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
+        raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
+    rc = cfg.train.ranker
+    inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
+              "train": rc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    out = ranker_uri(cfg)
+    if storage.stage_is_current(out, inputs):
+        print(f"ranker: up to date at {out}, skipping")
+        return storage.join(out, MODEL_DIR)
+    model = train_stage(
+        cfg, "ranker", RankerStage(rc), rows, inputs,
+        labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"],
+    )
+    print(f"ranker: trained on {len(rows)} of {len(labels)} labels → {model}")
+    return model

@@ -1,0 +1,72 @@
+"""Stage 2: train the retriever to match the ranker's distribution (KL by default, Ray Train).
+
+For every training question, the ranker scores the base retriever's candidates (a Ray Data actor
+pool); the retriever then learns KL(softmax(ranker / tau_ranker) ‖ softmax(cos / tau_retriever)).
+By default only the query encoder learns, against the frozen passage vectors of the base index, so
+the index needs no rebuild: the distilled retriever is the new query encoder over
+``RUN/index/base``. With ``train.retriever.passages: trained`` both sides learn, the corpus is
+re-embedded and the candidates refreshed between rounds, and the result gets its own index
+(``RUN/retriever/index``). Either way the kept model is the dev-chosen weight average with the
+base encoder. Writes ``RUN/retriever/model`` (sentence-transformers format), ``losses.jsonl`` and
+a manifest naming the passage encoder, the index and the dev choice. The logic lives in
+``components.distill``; this module wires it to the stages it needs.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from components import storage
+from components.distill.lists import TEACHER_TOP, Lists, Rescore, direct_lists, supervised_lists, teacher_top
+from components.distill.rescore import ranker_scores
+from components.distill.train import train_query_encoder
+from components.errors import ConfigError, DataError
+from components.labelling import NoUsableLabels
+from components.run import Run, stage
+from components.stages.candidates import build_candidates
+from components.stages.labels import label
+from components.stages.questions import generate_questions
+from components.stages.ranker import train_ranker
+
+
+@stage
+def train_retriever(run: Run) -> str:
+    """Train the ranker if needed, then the retriever; return the URI of the saved model."""
+    cfg, collection = run.cfg, run.collection
+    ranker_model = train_ranker(run)
+    cands = storage.read_parquet(build_candidates(run)).to_pydict()
+    passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
+    rescore: Rescore = functools.partial(ranker_scores, cfg, ranker_model, passages)
+    scores = rescore(cands["question"], cands["candidate_ids"], None)
+    labels = storage.read_parquet(label(run)).to_pylist()
+    return train_query_encoder(cfg, collection, "retriever", Lists(
+        cands["question_id"], cands["question"], cands["candidate_ids"], scores,
+        storage.content_hash([s.tolist() for s in scores]), teacher_top(labels), TEACHER_TOP, rescore,
+    ))
+
+
+@stage
+def train_ablation(run: Run, ablation: str) -> str:
+    """A query encoder trained without the ranker, to show what the ranker buys: ``direct`` (the
+    teacher LLM's permutation is the target) or ``supervised`` (gold judgements are)."""
+    if ablation == "direct":
+        lists = direct_lists(storage.read_parquet(label(run)).to_pylist())
+        if lists is None:
+            raise NoUsableLabels("no usable teacher labels: the direct ablation has nothing to learn from")
+    elif ablation == "supervised":
+        lists = supervised_lists(storage.read_parquet(build_candidates(run)).to_pydict(), gold_positives(run))
+        if lists is None:
+            raise DataError("no training question has a judged-relevant passage among its candidates")
+    else:
+        raise ConfigError(f"unknown ablation {ablation!r}; choose direct or supervised")
+    return train_query_encoder(run.cfg, run.collection, f"retriever-{ablation}", lists)
+
+
+def gold_positives(run: Run) -> dict[str, set[str]]:
+    """Relevant passages per training question: the train qrels, or each generated question's source."""
+    cfg = run.cfg
+    if cfg.data.questions == "generated":
+        table = storage.read_parquet(generate_questions(run)).to_pydict()
+        return {q: {s} for q, s in zip(table["question_id"], table["source_id"])}
+    qrels = run.collection.split(cfg.data.train_split, cfg.data.on_invalid).qrels
+    return {q: {d for d, r in docs.items() if r > 0} for q, docs in qrels.items()}
