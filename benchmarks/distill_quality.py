@@ -27,6 +27,10 @@ from components.stages.pipeline import run_pipeline
 
 METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")),
            ("top-20", ("top_k_accuracy", "20")), ("nDCG@10", ("ndcg@10",)))
+# --smoke: every stage for a few seconds (short lists and sequences, one epoch), in a fresh folder.
+SMOKE_SETTINGS = ["labels.num_candidates=4", "train.ranker.epochs=1", "train.ranker.max_seq_length=32",
+                  "train.retriever.epochs=1", "train.retriever.max_seq_length=16", "encoder.max_seq_length=32",
+                  "eval.ks=[1,5]", "eval.retrievers=[base,ranker,distilled]"]
 
 
 def _metric(row: dict, path: tuple[str, ...]) -> float:
@@ -44,7 +48,10 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="also train the direct and supervised ablations")
     parser.add_argument("--out", default="runs/quality")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (the demo collection, 16 labels, one short epoch per stage): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update({"data": "demo", "labels": [16], "seeds": [0], "overrides": SMOKE_SETTINGS})
 
     collection = load_collection(args.data)
     results: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))

@@ -33,7 +33,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-seq-length", type=int, default=256)
     parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (the demo collection, 20 queries): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update({"data": "demo", "queries": 20, "max_seq_length": 64})
 
     import ray
     import torch

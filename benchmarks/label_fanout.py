@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 
 import ray
 
-from components.config import EndpointConfig, LabelConfig, LocalLLMConfig
+from components.call_cache import ReplyWriter, open_store
+from components.config import EndpointConfig, LabelConfig
 from components.corpus import load_collection
-from components.llm.backends import http_stage
-from components.llm.local_server import LocalLLMServer
+from components.llm.chat import ChatBackend, chat_backend
 from components.llm.prompts import ranking_messages
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 
@@ -29,16 +30,19 @@ def _rows(collection, calls: int, passages_per_call: int) -> list[dict]:
     rows = []
     for i in range(calls):
         cands = [docs[(i * 3 + j) % len(docs)] for j in range(passages_per_call)]
-        rows.append({"request_id": str(i), "messages": json.dumps(ranking_messages(qs.texts[i % len(qs)], cands, 60)),
+        rows.append({"request_id": f"q{i}:bench", "messages": json.dumps(ranking_messages(qs.texts[i % len(qs)], cands, 60)),
                      "max_tokens": 6 * passages_per_call + 24})
     return rows
 
 
-def timed(rows: list[dict], endpoint: EndpointConfig, cfg: LabelConfig) -> tuple[float, int]:
-    """Seconds to complete ``rows`` through the Ray Data stage, and how many succeeded."""
-    start = time.perf_counter()
-    ok = sum(int(batch["ok"].sum()) for batch in http_stage(rows, [endpoint], cfg))
-    return time.perf_counter() - start, ok
+def timed(rows: list[dict], backend: ChatBackend, endpoints: list[EndpointConfig]) -> tuple[float, int]:
+    """Seconds to complete ``rows`` through the Ray Data stage, each reply stored where it arrives as
+    labelling stores it, and how many succeeded."""
+    with tempfile.TemporaryDirectory() as store:
+        persist = ReplyWriter(open_store(store), backend.model_id(), {})
+        start = time.perf_counter()
+        ok = sum(int(batch["ok"].sum()) for batch in backend.fan_out(rows, endpoints, persist))
+        return time.perf_counter() - start, ok
 
 
 def main() -> None:
@@ -48,18 +52,22 @@ def main() -> None:
     parser.add_argument("--cap", type=int, default=32, help="simulator concurrency cap (429 beyond it)")
     parser.add_argument("--actors", type=int, default=4)
     parser.add_argument("--llama-calls", type=int, default=8, help="0 skips the llama.cpp measurement")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (48 calls against the simulator, no llama.cpp): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update({"calls": 48, "cap": 8, "actors": 2, "llama_calls": 0})
 
     ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
     demo = load_collection("demo")
     settings = SimSettings(latency_s=args.latency, max_concurrency=args.cap)
     ceiling = args.cap / args.latency
     with SimulatorServer(TeacherSimulator(Oracle(demo, demo.split("train").qrels), settings)) as sim:
-        cfg = LabelConfig(actors=args.actors, batch_size=2 * args.cap // args.actors, actor_cpus=0.25, max_attempts=3)
         endpoint = EndpointConfig(base_url=sim.base_url, model="sim", max_concurrency=args.cap)
-        timed(_rows(demo, 4 * args.cap, 10), endpoint, cfg)  # warm-up: Ray worker processes and imports
-        t1, ok1 = timed(_rows(demo, args.calls, 10), endpoint, cfg)
-        t2, ok2 = timed(_rows(demo, 2 * args.calls, 10), endpoint, cfg)
+        pool = chat_backend(LabelConfig(endpoints=[endpoint], actors=args.actors, batch_size=2 * args.cap // args.actors,
+                                        actor_cpus=0.25, max_attempts=3))
+        timed(_rows(demo, 4 * args.cap, 10), pool, [endpoint])  # warm-up: Ray worker processes and imports
+        t1, ok1 = timed(_rows(demo, args.calls, 10), pool, [endpoint])
+        t2, ok2 = timed(_rows(demo, 2 * args.calls, 10), pool, [endpoint])
         sustained, e2e, ok = args.calls / (t2 - t1), args.calls / t1, ok1 + ok2
         rejected = sim.sim.stats["rejected_429"]
     print(f"simulator: latency {args.latency} s, cap {args.cap} in flight → configured max {ceiling:.1f} calls/s")
@@ -68,9 +76,9 @@ def main() -> None:
     print(f"  ratio sustained / max: {sustained / ceiling:.3f}")
 
     if args.llama_calls:
-        with LocalLLMServer(LocalLLMConfig()) as endpoint:
-            cfg = LabelConfig(actors=1, batch_size=1)  # the server answers one call at a time
-            seconds, ok = timed(_rows(demo, args.llama_calls, 10), endpoint, cfg)
+        local = chat_backend(LabelConfig(actors=1, batch_size=1))  # the server answers one call at a time
+        with local.serving() as endpoints:
+            seconds, ok = timed(_rows(demo, args.llama_calls, 10), local, endpoints)
         print(f"llama.cpp server (SmolLM2-135M-Instruct Q4_1, 10 passages/call, 2 cores): "
               f"end to end {args.llama_calls / seconds:.2f} calls/s ({ok}/{args.llama_calls} ok in {seconds:.1f} s)")
     ray.shutdown()

@@ -137,7 +137,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=400)
     parser.add_argument("--plain-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (the demo collection, 2 clients x 20 requests): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update({"data": "demo", "clients": 2, "requests": 20})
     if args.plain_server:
         return plain_server(args.run_dir, args.plain_server)
 

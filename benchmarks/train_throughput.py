@@ -36,7 +36,10 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=10)
     parser.add_argument("--batch", type=int, default=8, help="questions per step")
     parser.add_argument("--max-seq-length", type=int, default=128)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (16 questions x 4 candidates): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
+    if args.smoke:
+        vars(args).update({"questions": 16, "candidates": 4, "batch": 4, "max_seq_length": 32})
 
     import ray
     import torch

@@ -16,6 +16,7 @@ Each takes the run's whole ``Config`` as a plain dict, so a Serve config file ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 import urllib.request
@@ -28,9 +29,8 @@ from components import run_models
 from components.config import Config, EndpointConfig
 from components.corpus import load_corpus
 from components.errors import ConfigError, IdistillError
-from components.llm.endpoints import discover_model
+from components.llm.chat import chat_backend
 from components.llm.generator import Generator as GeneratorClient
-from components.llm.local_server import LocalLLMServer
 from components.retrieval import Hits
 from serve.api import ApiSettings, make_api
 
@@ -85,19 +85,16 @@ class Retriever:
 class Generator:
     def __init__(self, config: dict[str, Any]) -> None:
         self.cfg = Config.model_validate(config).generator
-        self.server: Optional[LocalLLMServer] = None
-        if self.cfg.endpoints:
-            self.endpoints = list(self.cfg.endpoints)
-        else:
-            self.server = LocalLLMServer(self.cfg.local)
-            self.endpoints = [self.server.__enter__()]
+        self.backend = chat_backend(self.cfg)
+        self.running = contextlib.ExitStack()  # a local llama.cpp server lives as long as the replica
+        self.endpoints = self.running.enter_context(self.backend.serving())
         self.client: Optional[GeneratorClient] = None
 
     async def _client(self) -> GeneratorClient:
         """Built on first use: asking an ``auto`` endpoint for its model must not stop the replica
         from starting while that endpoint is down."""
         if self.client is None:
-            endpoints = await asyncio.to_thread(lambda: [discover_model(e) for e in self.endpoints])
+            endpoints = await asyncio.to_thread(self.backend.ready, self.endpoints)
             self.client = GeneratorClient(endpoints, self.cfg)
         return self.client
 
@@ -117,8 +114,8 @@ class Generator:
         return any(_answers(e) for e in self.endpoints)
 
     def __del__(self) -> None:
-        if getattr(self, "server", None) is not None:
-            self.server.__exit__(None, None, None)
+        if getattr(self, "running", None) is not None:
+            self.running.close()
 
 
 def _answers(endpoint: EndpointConfig) -> bool:

@@ -131,3 +131,22 @@ def test_listwise_alternatives_push_the_teacher_first_up():
         s = torch.tensor([[0.0, 0.1, 0.2]], requires_grad=True)
         loss(s).backward()
         assert s.grad[0, 0] < 0 < s.grad[0, 2], loss.__name__
+
+
+def test_loss_registries_build_each_loss_from_its_stage_settings_and_name_the_config_choices():
+    from typing import get_args
+
+    from components.config import RankerTrainConfig, RetrieverTrainConfig
+    from components.losses import RANKER_LOSSES, RETRIEVER_LOSSES, distill_kl_loss, listmle_loss
+
+    assert set(get_args(RankerTrainConfig.model_fields["loss"].annotation)) == set(RANKER_LOSSES)
+    assert set(get_args(RetrieverTrainConfig.model_fields["loss"].annotation)) == set(RETRIEVER_LOSSES)
+    scores = torch.tensor([[2.0, 0.5, -1.0, 0.0]])
+    mask = torch.tensor([[True, True, True, False]])
+    top2 = RANKER_LOSSES["listmle"].from_settings(RankerTrainConfig(listmle_top_k=2))
+    assert torch.allclose(top2(scores, mask), listmle_loss(scores, mask, 2))
+    for name, cls in RANKER_LOSSES.items():  # every ranker loss builds from default settings and gives a finite loss
+        assert torch.isfinite(cls.from_settings(RankerTrainConfig(loss=name))(scores, mask))
+    kl = RETRIEVER_LOSSES["kl"].from_settings(RetrieverTrainConfig(tau_retriever=0.05, tau_ranker=0.5))
+    teacher = torch.tensor([[1.0, 0.0, 2.0, 0.0]])
+    assert torch.allclose(kl(scores, teacher, mask), distill_kl_loss(scores, teacher, 0.05, 0.5, mask))

@@ -1,4 +1,4 @@
-"""Teacher backends: where chat requests go, and how they fan out over Ray Data.
+"""The transports under the chat backends (``components.llm.chat``): how requests fan out over Ray Data.
 
 * ``openai``: a pool of OpenAI-compatible endpoints (vLLM servers, OpenAI, a local llama.cpp server,
   the simulator). Our own Ray Data stage rather than ``ray.data.llm``'s HTTP processor, because in
@@ -316,9 +316,3 @@ def vllm_stage(rows: list[dict[str, Any]], cfg: LabelConfig, persist: Persist) -
         persist(frame.to_dict("records"))
         yield frame
 
-
-def chat_stage(rows: list[dict[str, Any]], endpoints: list[EndpointConfig], cfg: LabelConfig, persist: Persist) -> Iterator[Any]:
-    """Dispatch to the configured backend."""
-    if cfg.backend == "vllm":
-        return vllm_stage(rows, cfg, persist)
-    return http_stage(rows, endpoints, cfg, persist)

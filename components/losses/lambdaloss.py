@@ -16,10 +16,9 @@ choice for Stage 1.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
+from components.losses.base import ListwiseLoss
 from components.losses.listnet import reciprocal_rank_relevance
 
 
@@ -50,14 +49,10 @@ def lambda_loss(scores: torch.Tensor, mask: torch.Tensor | None = None, sigma: f
     return (weight * logistic).masked_fill(~pairs, 0.0).sum((-2, -1)).mean()
 
 
-class LambdaLoss:
+class LambdaLoss(ListwiseLoss):
     """LambdaLoss (NDCG-Loss2++) on the teacher's order (an ablation of Stage 1)."""
 
     name = "lambdaloss"
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "LambdaLoss":
-        return cls()
 
     def __call__(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return lambda_loss(scores, mask)

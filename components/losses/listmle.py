@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from components.losses.base import ListwiseLoss
+
 
 def listmle_loss(scores: torch.Tensor, mask: torch.Tensor | None = None, top_k: int | None = None) -> torch.Tensor:
     """Mean ListMLE over a batch.
@@ -40,7 +42,7 @@ def listmle_loss(scores: torch.Tensor, mask: torch.Tensor | None = None, top_k: 
     return -(terms.sum(-1)).mean()
 
 
-class ListMLELoss:
+class ListMLELoss(ListwiseLoss):
     """Stage 1's default: ListMLE over the teacher's permutation (top-k with ``listmle_top_k``)."""
 
     name = "listmle"

@@ -14,9 +14,9 @@ probability mass roughly where the teacher's ranks put it. An ablation choice fo
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+
+from components.losses.base import ListwiseLoss
 
 
 def reciprocal_rank_relevance(n: int, mask: torch.Tensor) -> torch.Tensor:
@@ -40,14 +40,10 @@ def listnet_loss(scores: torch.Tensor, mask: torch.Tensor | None = None) -> torc
     return -(target * log_p).sum(-1).mean()
 
 
-class ListNetLoss:
+class ListNetLoss(ListwiseLoss):
     """ListNet against reciprocal-rank relevance of the teacher's order (an ablation of Stage 1)."""
 
     name = "listnet"
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "ListNetLoss":
-        return cls()
 
     def __call__(self, scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return listnet_loss(scores, mask)

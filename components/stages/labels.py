@@ -13,12 +13,10 @@ import pyarrow as pa
 
 from components import call_cache, storage
 from components.labelling import label_rows, make_tasks, run_labelling, summarize
-from components.llm.backends import chat_stage
-from components.llm.endpoints import teacher_model, teacher_pool
+from components.llm.chat import chat_backend
 from components.run_layout import labels_uri
 from components.run import Run, stage
 from components.stages.candidates import build_candidates
-from components.stages.sender import lazy_sender
 
 
 @stage
@@ -32,8 +30,9 @@ def label(run: Run) -> str:
     )
     out = labels_uri(cfg)
     store = call_cache.open_store(storage.join(out, "calls"))
-    model = teacher_model(cfg.labels)
-    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool, persist: chat_stage(rows, pool, cfg.labels, persist), cfg.ray) as send:
+    teacher = chat_backend(cfg.labels)
+    model = teacher.model_id()
+    with teacher.sender(cfg.ray) as send:
         stats = run_labelling(tasks, cfg.labels, model, store, send)
     store.compact()
     rows = label_rows(tasks, model)

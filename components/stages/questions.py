@@ -19,13 +19,11 @@ import pyarrow as pa
 from components import call_cache, question_gen, run_models, storage
 from components.corpus import Questions
 from components.errors import DataError
-from components.llm.backends import chat_stage
-from components.llm.endpoints import teacher_model, teacher_pool
+from components.llm.chat import chat_backend
 from components.retrieval import search_all
 from components.run_layout import questions_uri
 from components.run import Run, stage
 from components.stages.index import build_index
-from components.stages.sender import lazy_sender
 
 
 def _consistent(run: Run, rows: list[dict[str, Any]]) -> list[bool]:
@@ -42,7 +40,8 @@ def generate_questions(run: Run) -> str:
     cfg, collection = run.cfg, run.collection
     g = cfg.generate
     corpus = collection.corpus
-    model = teacher_model(cfg.labels)
+    teacher = chat_backend(cfg.labels)
+    model = teacher.model_id()
     out = questions_uri(cfg)
     table_uri = storage.join(out, "generated.parquet")
     inputs = {"corpus": corpus.content_hash(), "generate": g.model_dump(), "teacher": model, "seed": cfg.seed,
@@ -57,7 +56,7 @@ def generate_questions(run: Run) -> str:
     calls = question_gen.generation_calls(sampled, texts, g)
     store = call_cache.open_store(storage.join(out, "calls"))
     cache = call_cache.cached_replies(store)
-    with lazy_sender(lambda: teacher_pool(cfg.labels), lambda rows, pool, persist: chat_stage(rows, pool, cfg.labels, persist), cfg.ray) as send:
+    with teacher.sender(cfg.ray) as send:
         sent = call_cache.complete(calls, model, store, cache, send)
     store.compact()
     replies = [(cache.get((c.question_id, c.prompt_hash, model)) or {}).get("text") for c in calls]

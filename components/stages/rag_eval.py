@@ -21,14 +21,12 @@ from components.config import Config
 from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels
 from components.errors import DataError
 from components.llm.answers import parse_answer
-from components.llm.backends import http_stage
-from components.llm.endpoints import open_pool, pool_model_name
+from components.llm.chat import chat_backend
 from components.llm.generator import generation_messages
 from components.retrieval import search_all
 from components.run_layout import rag_uri
 from components.run import Run
 from components.stages.evaluation import evaluate, make_retrievers
-from components.stages.sender import lazy_sender
 
 
 def contexts(
@@ -70,11 +68,12 @@ def rag_eval(run: Run) -> str:
         for name, ids in systems.items()
         for i, (qid, q) in enumerate(zip(qids, texts))
     }
-    model = pool_model_name(cfg.generator)
+    generator = chat_backend(cfg.generator)
+    model = generator.model_id()
     store = call_cache.open_store(storage.join(rag_uri(cfg), "calls"))
     cache = call_cache.cached_replies(store)
     started = time.monotonic()
-    with lazy_sender(lambda: open_pool(cfg.generator), lambda rows, pool, persist: http_stage(rows, pool, cfg.generator, persist), cfg.ray) as send:
+    with generator.sender(cfg.ray) as send:
         sent = call_cache.complete(list(calls.values()), model, store, cache, send)
     store.compact()
     print(f"rag: {len(calls)} prompts, {sent.sent + sent.cached} distinct: {sent.sent} sent, {sent.cached} cached, "

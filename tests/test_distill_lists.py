@@ -1,0 +1,47 @@
+"""Stage 2's lists and the Run's stage memo, without Ray."""
+
+import numpy as np
+
+from components.config import load_config
+from components.distill.lists import GOLD, HARD_NEGATIVE, TEACHER_TOP, direct_lists, supervised_lists, teacher_top
+from components.run import Run, stage
+
+LABELS = [
+    {"question_id": "q1", "question": "a?", "ranked_ids": ["d3", "d1", "d2"], "status": "complete"},
+    {"question_id": "q2", "question": "b?", "ranked_ids": ["d2", "d1"], "status": "repaired"},
+    {"question_id": "q3", "question": "c?", "ranked_ids": ["d1", "d2"], "status": "unusable"},
+]
+
+
+def test_direct_lists_take_the_llm_order_of_usable_labels_as_scores():
+    lists = direct_lists(LABELS)
+    assert lists.question_ids == ["q1", "q2"] and lists.candidates == [["d3", "d1", "d2"], ["d2", "d1"]]
+    assert [t.tolist() for t in lists.teacher] == [[0.0, -1.0, -2.0], [0.0, -1.0]]
+    assert lists.dev_targets == teacher_top(LABELS) == {"q1": {"d3"}, "q2": {"d2"}}
+    assert lists.dev_target == TEACHER_TOP
+    assert direct_lists([LABELS[2]]) is None
+    assert direct_lists(LABELS).teacher_inputs == lists.teacher_inputs  # the same lists resume the same stage
+
+
+def test_supervised_lists_keep_questions_with_a_judged_candidate_and_make_the_rest_hard_negatives():
+    cands = {"question_id": ["q1", "q2"], "question": ["a?", "b?"], "candidate_ids": [["d1", "d2", "d3"], ["d4", "d5"]]}
+    lists = supervised_lists(cands, {"q1": {"d2"}, "q2": {"d9"}})
+    assert lists.question_ids == ["q1"] and lists.dev_target == GOLD
+    np.testing.assert_array_equal(lists.teacher[0], np.array([HARD_NEGATIVE, 0.0, HARD_NEGATIVE], np.float32))
+    assert supervised_lists(cands, {"q2": {"d9"}}) is None
+
+
+def test_a_stage_runs_once_per_run_and_again_for_a_new_run():
+    calls = []
+
+    @stage
+    def counted(run: Run, name: str = "x") -> str:
+        calls.append(name)
+        return f"{run.cfg.run_dir}:{name}"
+
+    run = Run(load_config(None, ["run_dir=/tmp/a"]))
+    assert counted(run) == counted(run) == "/tmp/a:x"
+    assert counted(run, "y") == "/tmp/a:y"
+    assert calls == ["x", "y"]
+    counted(Run(run.cfg))  # a new run checks again: no state outlives its Run
+    assert calls == ["x", "y", "x"]
