@@ -21,6 +21,7 @@ from pathlib import Path
 
 from components.config import load_config
 from components.corpus import load_collection
+from components.report import delta_cell
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from components.run import Run
 from components.stages.pipeline import run_pipeline
@@ -30,7 +31,7 @@ METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")
 # --smoke: every stage for a few seconds (short lists and sequences, one epoch), in a fresh folder.
 SMOKE_SETTINGS = ["labels.num_candidates=4", "train.ranker.epochs=1", "train.ranker.max_seq_length=32",
                   "train.retriever.epochs=1", "train.retriever.max_seq_length=16", "encoder.max_seq_length=32",
-                  "eval.ks=[1,5]", "eval.retrievers=[base,ranker,distilled]"]
+                  "eval.retrievers=[base,ranker,distilled]"]
 
 
 def _metric(row: dict, path: tuple[str, ...]) -> float:
@@ -44,24 +45,29 @@ def main() -> None:
     parser.add_argument("--data", default="../shared/datasets/squad-v1.1-dev")
     parser.add_argument("--labels", type=int, nargs="+", default=[1000], help="labelled training questions")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--noise", type=float, default=0.0, help="simulator: std of Gaussian noise on 0/1 relevance")
+    parser.add_argument("--noise", type=float, default=0.0, help="simulator: std of Gaussian noise on its relevance scores")
+    parser.add_argument("--graded", action="store_true", help="simulator: rank every candidate by grade + answer + lexical score")
+    parser.add_argument("--position-bias", type=float, default=0.0, help="simulator: score lost from first prompt position to last")
+    parser.add_argument("--drop", type=float, default=0.0, help="simulator: share of ids left out of a reply")
     parser.add_argument("--ablations", action="store_true", help="also train the direct and supervised ablations")
     parser.add_argument("--out", default="runs/quality")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the demo collection, 16 labels, one short epoch per stage): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
     if args.smoke:
-        vars(args).update({"data": "demo", "labels": [16], "seeds": [0], "overrides": SMOKE_SETTINGS})
+        vars(args).update({"data": "demo", "labels": [16], "seeds": [0], "overrides": SMOKE_SETTINGS + args.overrides})
 
     collection = load_collection(args.data)
     results: dict[tuple[int, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     alphas: list[str] = []
     for seed in args.seeds:
-        settings = SimSettings(noise=args.noise, seed=seed)
+        settings = SimSettings(noise=args.noise, seed=seed, graded=args.graded, position_bias=args.position_bias,
+                               drop_rate=args.drop)
         oracle = Oracle(collection, collection.split("train").qrels)
         with SimulatorServer(TeacherSimulator(oracle, settings)) as sim:
             for n in args.labels:
-                run_dir = Path(args.out) / f"{Path(args.data).name}-noise{args.noise:g}-n{n}-seed{seed}"
+                teacher = settings.model_id.split("[", 1)[1].rstrip("]").replace(",", "-").replace("=", "")
+                run_dir = Path(args.out) / f"{Path(args.data).name}-{teacher}-n{n}-seed{seed}"
                 cfg = load_config(None, [
                     f"run_dir={run_dir}", f"data.path={args.data}", f"seed={seed}", f"labels.max_questions={n}",
                     f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]",
@@ -73,11 +79,14 @@ def main() -> None:
                 test = report["dataset"]
                 print(f"\n## {test['name']} {test['split']} ({test['questions']} questions), teacher "
                       f"{settings.describe()}, {report['teacher'].get('labels_used')} labels, seed {seed} ({minutes:.1f} min)")
+                print("| retriever | " + " | ".join(m for m, _ in METRICS) + " | Δ nDCG@10 vs base [95% CI] | Δ top-1 [95% CI] |")
                 for name, row in report["retrievers"].items():
                     values = [_metric(row, path) for _, path in METRICS]
                     for (metric, _), v in zip(METRICS, values):
                         results[(n, name)][metric].append(v)
-                    print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+                    vs = row.get("vs_base")
+                    deltas = f" | {delta_cell(vs['ndcg@10'])} | {delta_cell(vs['top-1'])}" if vs else " | | "
+                    print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + deltas + " |")
                 for stage in ("retriever", "retriever-direct", "retriever-supervised"):
                     manifest = run_dir / stage / "manifest.json"
                     if manifest.exists() and json.loads(manifest.read_text()).get("dev"):
@@ -85,7 +94,7 @@ def main() -> None:
                         curve = " ".join(f"{a:g}:{s:.3f}" for a, s in zip(dev["alphas"], dev["ndcg@10"]))
                         alphas.append(f"{stage} n={n} seed={seed}: dev nDCG@10 by α {curve} → α={dev['alpha']:g}")
 
-    print(f"\n# {Path(args.data).name}, test split; simulated teacher noise={args.noise:g}; "
+    print(f"\n# {Path(args.data).name}, test split; {settings.describe()}; "
           f"mean ± std over seeds {args.seeds}")
     print("| labels | retriever | " + " | ".join(m for m, _ in METRICS) + " |")
     print("|---|---|" + "---|" * len(METRICS))

@@ -284,6 +284,10 @@ class RetrieverTrainConfig(_Section):
     batch_questions: int = Field(16, ge=1)
     max_seq_length: int = Field(64, ge=8, description="question tokens")
     loss: RetrieverLossName = Field("kl", description="Stage 2 objective (components.losses.RETRIEVER_LOSSES)")  # type: ignore[valid-type]
+    negatives: int = Field(
+        4096, ge=0, description="kl_negatives only: corpus passages (frozen vectors, a seeded sample; all of a smaller "
+        "corpus) in the student's softmax beside each question's candidates",
+    )
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

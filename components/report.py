@@ -29,6 +29,13 @@ def markdown(report: dict[str, Any]) -> str:
     for name, r in retrievers.items():
         cells = [f"{r['top_k_accuracy'][str(k)]:.3f}" for k in ks] + [f"{r[m]:.3f}" for m in rank_cols]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    compared = {name: r["vs_base"] for name, r in retrievers.items() if r.get("vs_base")}
+    if compared:
+        metrics = [m for m in ("ndcg@10", "top-1", "top-5", "top-20") if all(m in v for v in compared.values())]
+        lines += ["", "Difference from the base retriever on the same questions (mean, paired bootstrap 95% CI):", "",
+                  "| retriever | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        for name, vs in compared.items():
+            lines.append(f"| {name} | " + " | ".join(delta_cell(vs[m]) for m in metrics) + " |")
     teacher = report.get("teacher")
     if teacher:
         used = f", {teacher['labels_used']} used for training" if "labels_used" in teacher else ""
@@ -54,6 +61,12 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("rag"):
         lines += ["", rag_markdown(report["rag"])]
     return "\n".join(lines) + "\n"
+
+
+def delta_cell(d: dict[str, float]) -> str:
+    """``+0.012 [+0.004, +0.020]``, in bold when the interval excludes zero."""
+    text = f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+    return f"**{text}**" if d["ci_low"] > 0 or d["ci_high"] < 0 else text
 
 
 def rag_markdown(rag: dict[str, Any]) -> str:

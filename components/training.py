@@ -105,10 +105,13 @@ class RetrieverStage:
     """Stage 2: the retriever learns the ranker's distribution over each question's candidates
     (``train.retriever.loss``). The passage side is either frozen (rows carry the index's
     ``passage_emb``) or trained (rows carry the ``passages`` text, encoded here by the same model,
-    as in the symmetric base encoder)."""
+    as in the symmetric base encoder). With a bank of frozen ``negatives``, each row's
+    ``negative_index`` says which bank rows are its own candidates, so they are not counted twice."""
 
-    def __init__(self, settings: RetrieverTrainConfig, model: str, passage_max_seq_length: int) -> None:
+    def __init__(self, settings: RetrieverTrainConfig, model: str, passage_max_seq_length: int,
+                 negatives: Optional[np.ndarray] = None) -> None:
         self.settings, self.model, self.passage_max_seq_length = settings, model, passage_max_seq_length
+        self.negatives = negatives  # (m, dim) frozen passage vectors; rows then carry ``negative_index``
 
     @classmethod
     def from_config(cls, cfg: Config, model: Optional[str] = None) -> "RetrieverStage":
@@ -150,7 +153,17 @@ class RetrieverStage:
         scores = torch.einsum("bd,bnd->bn", queries, passages)
         ranker = torch.as_tensor(np.stack(batch["ranker_scores"]), device=device, dtype=queries.dtype)
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
-        return self.objective(scores, ranker, mask)
+        if self.negatives is None:
+            return self.objective(scores, ranker, mask)
+        if getattr(self, "bank", None) is None:  # once per worker: the vectors arrive read-only
+            self.bank = torch.tensor(np.array(self.negatives), device=device, dtype=queries.dtype)
+        bank = self.bank
+        negative_scores = queries @ bank.T
+        own = torch.as_tensor(np.stack(batch["negative_index"]), device=device)  # (batch, n): bank row or -1
+        negative_mask = torch.ones_like(negative_scores, dtype=torch.bool)
+        rows = torch.arange(own.shape[0], device=device).unsqueeze(1).expand_as(own)
+        negative_mask[rows[own >= 0], own[own >= 0]] = False
+        return self.objective(scores, ranker, mask, negative_scores, negative_mask)
 
     def save(self, model: Any, path: str) -> None:
         model.max_seq_length = self.passage_max_seq_length  # what the saved encoder indexes with

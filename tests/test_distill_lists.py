@@ -45,3 +45,14 @@ def test_a_stage_runs_once_per_run_and_again_for_a_new_run():
     assert calls == ["x", "y"]
     counted(Run(run.cfg))  # a new run checks again: no state outlives its Run
     assert calls == ["x", "y", "x"]
+
+
+def test_negative_bank_is_seeded_and_takes_a_small_corpus_whole():
+    from components.distill.candidates import negative_bank
+
+    ids = [f"d{i}" for i in range(50)]
+    assert negative_bank(ids, 100, 0) == ids
+    bank = negative_bank(ids, 10, 3)
+    assert len(set(bank)) == 10 and set(bank) <= set(ids)
+    assert negative_bank(list(reversed(ids)), 10, 3) == bank  # whatever the order it is given
+    assert negative_bank(ids, 10, 4) != bank

@@ -150,3 +150,27 @@ def test_loss_registries_build_each_loss_from_its_stage_settings_and_name_the_co
     kl = RETRIEVER_LOSSES["kl"].from_settings(RetrieverTrainConfig(tau_retriever=0.05, tau_ranker=0.5))
     teacher = torch.tensor([[1.0, 0.0, 2.0, 0.0]])
     assert torch.allclose(kl(scores, teacher, mask), distill_kl_loss(scores, teacher, 0.05, 0.5, mask))
+
+
+def test_kl_with_negatives_is_plain_kl_without_them_and_masked_negatives_do_not_count():
+    from components.losses import distill_kl_negatives_loss
+
+    torch.manual_seed(0)
+    q, r = torch.randn(3, 5), torch.randn(3, 5)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    mask[2, 3:] = False
+    plain = distill_kl_loss(q, r, 0.05, 0.3, mask)
+    assert torch.allclose(distill_kl_negatives_loss(q, r, torch.empty(3, 0), 0.05, 0.3, mask), plain)
+    negatives = torch.randn(3, 7)
+    assert torch.allclose(
+        distill_kl_negatives_loss(q, r, negatives, 0.05, 0.3, mask, torch.zeros(3, 7, dtype=torch.bool)), plain)
+    # By hand: KL of P over the candidates against Q normalised over candidates and negatives.
+    with_neg = distill_kl_negatives_loss(q, r, negatives, 0.05, 0.3, mask)
+    expected = 0.0
+    for b in range(3):
+        m = mask[b]
+        p = torch.softmax(r[b][m] / 0.3, -1)
+        log_q = torch.log_softmax(torch.cat([q[b][m], negatives[b]]) / 0.05, -1)[: int(m.sum())]
+        expected += (p * (p.log() - log_q)).sum() / 3
+    assert torch.allclose(with_neg, expected, atol=1e-5)
+    assert with_neg > plain  # the negatives take probability the candidates should hold

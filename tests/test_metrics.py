@@ -33,3 +33,25 @@ def test_rank_metrics_match_hand_computation():
     assert m["ndcg@10"] == pytest.approx((q1 + q2) / 2)
     assert m["recall@1"] == pytest.approx((0 + 0.5) / 2)
     assert m["recall@3"] == pytest.approx((1 + 0.5) / 2)
+
+
+def test_paired_bootstrap_brackets_the_mean_difference_and_excludes_zero_only_for_a_clear_one():
+    from components.metrics import paired_bootstrap
+
+    clear = paired_bootstrap([0.1, 0.2, 0.15, 0.12, 0.18] * 20)
+    assert clear["ci_low"] <= clear["delta"] <= clear["ci_high"] and clear["ci_low"] > 0
+    assert clear["delta"] == pytest.approx(0.15)
+    noisy = paired_bootstrap([1.0, -1.0] * 50)
+    assert noisy["ci_low"] < 0 < noisy["ci_high"]
+    assert paired_bootstrap([0.3, -0.1, 0.2], seed=1) == paired_bootstrap([0.3, -0.1, 0.2], seed=1)  # seeded
+
+
+def test_per_question_ndcg_matches_the_aggregate_and_scores_unretrieved_judged_questions_zero():
+    from components.metrics import per_question_ndcg, rank_metrics
+    from components.retrieval import Hits
+
+    hits = Hits([["d1", "d2"], ["d3", "d1"], ["d9"]], [[2.0, 1.0], [2.0, 1.0], [1.0]])
+    qrels = {"q1": {"d2": 1}, "q2": {"d3": 2, "d1": 1}, "q3": {"d4": 1}}
+    per = per_question_ndcg(hits, ["q1", "q2", "q3"], qrels)
+    assert per["q3"] == 0.0 and per["q2"] == pytest.approx(1.0)
+    assert sum(per.values()) / 3 == pytest.approx(rank_metrics(hits, ["q1", "q2", "q3"], qrels, [1])["ndcg@10"])

@@ -84,14 +84,23 @@ def _padded(ids: list[str], scores: np.ndarray, width: int) -> dict[str, Any]:
     return {"ranker_scores": np.pad(scores, (0, width - len(ids))).astype(np.float32), "mask": np.arange(width) < len(ids)}
 
 
-def frozen_rows(index: FaissIndex, questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray]) -> list[dict[str, Any]]:
-    """Stage 2 rows over the index's stored passage vectors (passage side frozen)."""
+def frozen_rows(
+    index: FaissIndex, questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray],
+    bank: Optional[Sequence[str]] = None,
+) -> list[dict[str, Any]]:
+    """Stage 2 rows over the index's stored passage vectors (passage side frozen). With a
+    negative ``bank`` (passage ids), each row also says which bank rows are its own candidates
+    (``negative_index``, -1 for a candidate not in the bank and for padding)."""
     width = max(len(c) for c in candidates)
+    bank_row = {d: i for i, d in enumerate(bank or [])}
     rows = []
     for question, ids, s in zip(questions, candidates, teacher):
         vecs = np.zeros((width, index.manifest["dim"]), np.float32)
         vecs[: len(ids)] = index.vectors(ids)
-        rows.append({"question": question, "passage_emb": vecs, **_padded(ids, s, width)})
+        row = {"question": question, "passage_emb": vecs, **_padded(ids, s, width)}
+        if bank is not None:
+            row["negative_index"] = np.array([bank_row.get(d, -1) for d in ids] + [-1] * (width - len(ids)), np.int64)
+        rows.append(row)
     return rows
 
 

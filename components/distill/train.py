@@ -16,10 +16,12 @@ from typing import Any, Callable
 from components import encoders, storage
 from components.config import Config
 from components.corpus import Collection
-from components.distill.candidates import mine_candidates
+from components.distill.candidates import mine_candidates, negative_bank
 from components.distill.dev import choose_average, document_groups
 from components.distill.lists import Lists, frozen_rows, text_rows
+from components.errors import ConfigError
 from components.index import FaissIndex
+from components.losses import RETRIEVER_LOSSES
 from components.retrieval import DenseRetriever
 from components.run_layout import MODEL_DIR, base_index_uri
 from components.stages.index import index_corpus
@@ -29,7 +31,8 @@ from components.weight_averaging import dev_split
 
 def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, lists: Lists) -> str:
     """Train the retriever on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
-    question's candidates; writes ``RUN/<stage_name>``. With the passage side frozen (default) only
+    question's candidates (``kl_negatives``: with a bank of corpus passages in the student's
+    softmax); writes ``RUN/<stage_name>``. With the passage side frozen (default) only
     the query encoder learns, against the base index's vectors, which then serve it unchanged;
     with it trained, see ``train_with_refresh``.
 
@@ -53,11 +56,18 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({groups[q] for q in dev_ids}),
     )
     keep = [i for i, q in enumerate(lists.question_ids) if q not in dev]
+    uses_negatives = RETRIEVER_LOSSES[tc.loss].uses_negatives
     if tc.passages == "trained":
+        if uses_negatives:
+            raise ConfigError(f"train.retriever.loss {tc.loss!r} needs frozen passage vectors; use passages: frozen or loss: kl")
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
-    rows = frozen_rows(base_index, *lists.subset(keep))
+    stage = RetrieverStage.from_config(cfg)
+    bank = negative_bank(collection.corpus.ids, tc.negatives, cfg.seed) if uses_negatives else None
+    if bank is not None:
+        stage.negatives = base_index.vectors(bank)
+    rows = frozen_rows(base_index, *lists.subset(keep), bank=bank)
     model = train_stage(
-        cfg, stage_name, RetrieverStage.from_config(cfg), rows, inputs, finish=functools.partial(chooser, base_index),
+        cfg, stage_name, stage, rows, inputs, finish=functools.partial(chooser, base_index),
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")

@@ -2,7 +2,13 @@
 
 It reads our ranking prompt, looks up which passages are relevant (a gold answer inside the passage,
 or a judged-relevant document when the collection has no answers), and answers with a permutation:
-relevant passages first, ordered by ``relevance + noise * N(0, 1)``.
+relevant passages first, ordered by ``relevance + noise * N(0, 1)``. With ``graded`` it ranks every
+candidate, as a capable LLM would, by a graded signal instead: the judgement grade, plus one for a
+gold answer inside the passage, plus an independent lexical score in [0, 1) (the share of the
+question's and answers' content words the passage holds), so the order below the relevant ones is
+the teacher's, not the base retriever's. ``position_bias`` lowers each passage's score in
+proportion to its place in the prompt (a real LLM favours early positions), and ``drop_rate``
+leaves ids out of the reply (the parser repairs them, as it must for a real LLM).
 
 Asked to write questions for a passage (corpus-only mode), it builds each from the content words
 of one of the passage's sentences ("what is known about <up to 7 content words>"), a crude but
@@ -52,15 +58,25 @@ class SimSettings:
     max_concurrency: int = 0  # 0: unlimited; else requests beyond it get 429
     seed: int = 0
     model: str = "teacher-sim"
+    graded: bool = False  # rank every candidate by grade + answer + lexical score (see the module docstring)
+    position_bias: float = 0.0  # score lost from the first prompt position to the last
+    drop_rate: float = 0.0  # share of ids left out of a reply
 
     @property
     def model_id(self) -> str:
-        """The name it serves under, carrying the setting that shapes its labels, so the report
+        """The name it serves under, carrying the settings that shape its labels, so the report
         names a simulated teacher with its noise and labels from two settings never share a cache."""
-        return f"{self.model}[noise={self.noise:g}]"
+        shape = [f"noise={self.noise:g}"] + (["graded"] if self.graded else [])
+        shape += [f"position_bias={self.position_bias:g}"] if self.position_bias else []
+        shape += [f"drop={self.drop_rate:g}"] if self.drop_rate else []
+        return f"{self.model}[{','.join(shape)}]"
 
     def describe(self) -> str:
         return "simulated teacher (" + ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k != "model") + ")"
+
+
+def _content_words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9][a-z0-9-]+", text.lower()) if w not in _STOP and len(w) > 2}
 
 
 def _key(text: str) -> str:
@@ -73,21 +89,33 @@ class Oracle:
     def __init__(self, collection: Collection, qrels: dict[str, dict[str, int]]) -> None:
         qs = collection.questions
         self.answers = {" ".join(t.split()): (qs.answers[i] if qs.answers else []) for i, t in enumerate(qs.texts)}
-        self.relevant_docs = {" ".join(qs.texts[i].split()): {d for d, r in qrels.get(q, {}).items() if r > 0} for i, q in enumerate(qs.ids)}
+        self.grades = {" ".join(qs.texts[i].split()): {d: r for d, r in qrels.get(q, {}).items() if r > 0} for i, q in enumerate(qs.ids)}
         self.docs_by_key: dict[str, set[str]] = {}
         for doc_id, passage in zip(collection.corpus.ids, collection.corpus.passages()):
             self.docs_by_key.setdefault(_key(passage), set()).add(doc_id)
 
     def remember(self, question: str, source_passage: str) -> None:
         """A question the simulator wrote: its source passage is the relevant one."""
-        self.relevant_docs[" ".join(question.split())] = self.docs_by_key.get(_key(source_passage), set())
+        self.grades[" ".join(question.split())] = {d: 1 for d in self.docs_by_key.get(_key(source_passage), set())}
+
+    def _grade(self, passage: str, grades: dict[str, int]) -> int:
+        return max((grades.get(d, 0) for d in self.docs_by_key.get(_key(passage), set())), default=0)
 
     def relevance(self, question: str, passages: list[str]) -> list[float]:
+        """1 for a relevant passage (a gold answer inside it, else a judged-relevant document), else 0."""
         q = " ".join(question.split())
-        answers, docs = self.answers.get(q, []), self.relevant_docs.get(q, set())
+        answers, grades = self.answers.get(q, []), self.grades.get(q, {})
         if answers:
             return [1.0 if has_answer(p, answers) else 0.0 for p in passages]
-        return [1.0 if self.docs_by_key.get(_key(p), set()) & docs else 0.0 for p in passages]
+        return [1.0 if self._grade(p, grades) else 0.0 for p in passages]
+
+    def graded_relevance(self, question: str, passages: list[str]) -> list[float]:
+        """Judgement grade + 1 for a gold answer inside + the lexical score: every candidate placed."""
+        q = " ".join(question.split())
+        answers, grades = self.answers.get(q, []), self.grades.get(q, {})
+        words = _content_words(" ".join([q, *answers]))
+        return [self._grade(p, grades) + (1.0 if answers and has_answer(p, answers) else 0.0)
+                + (len(words & _content_words(p)) / (len(words) + 1) if words else 0.0) for p in passages]
 
 
 class TeacherSimulator:
@@ -103,9 +131,12 @@ class TeacherSimulator:
         passages = [p for _, p in sorted(((int(i), p) for i, p in _PASSAGE.findall(user)))]
         if not m or not passages:
             raise ValueError("prompt has no 'Question:' line or no [i] passages")
-        rel = self.oracle.relevance(m.group(1), passages)
-        scores = [r + self.settings.noise * self.rng.gauss(0, 1) for r in rel]
+        s = self.settings
+        rel = (self.oracle.graded_relevance if s.graded else self.oracle.relevance)(m.group(1), passages)
+        scores = [r + s.noise * self.rng.gauss(0, 1) - s.position_bias * i / max(1, len(passages) - 1) for i, r in enumerate(rel)]
         order = sorted(range(len(passages)), key=lambda i: (-scores[i], i))
+        if s.drop_rate:
+            order = [i for i in order if self.rng.random() >= s.drop_rate]
         return " > ".join(f"[{i + 1}]" for i in order)
 
     def question_text(self, user: str, n: int) -> str:

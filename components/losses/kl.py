@@ -40,6 +40,7 @@ class DistillKLLoss:
     """Stage 2's default: KL(ranker ‖ retriever) over each question's candidates."""
 
     name = "kl"
+    uses_negatives = False
 
     def __init__(self, tau_retriever: float = 1.0, tau_ranker: float = 1.0) -> None:
         self.tau_retriever, self.tau_ranker = tau_retriever, tau_ranker
@@ -48,5 +49,5 @@ class DistillKLLoss:
     def from_settings(cls, settings: Any) -> "DistillKLLoss":
         return cls(settings.tau_retriever, settings.tau_ranker)
 
-    def __call__(self, retriever_scores: torch.Tensor, ranker_scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, retriever_scores: torch.Tensor, ranker_scores: torch.Tensor, mask: torch.Tensor, *_: Any) -> torch.Tensor:
         return distill_kl_loss(retriever_scores, ranker_scores, self.tau_retriever, self.tau_ranker, mask)

@@ -78,13 +78,22 @@ def training_summary(cfg: Config) -> dict[str, Any]:
 
 def evaluate_retriever(
     retriever: Retriever, passages: dict[str, str], questions: Questions, qrels: Qrels, cfg: Config
-) -> dict[str, Any]:
-    """Top-k accuracy and rank metrics of one retriever on one question set."""
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Top-k accuracy and rank metrics of one retriever on one question set, and the per-question
+    values (``top-k`` hits, ``ndcg@10`` over the judged questions) that paired comparisons need."""
     hits = search_all(retriever, questions.texts, max(cfg.eval.ks), cfg.eval.batch_size)
     matrix = metrics.hit_matrix(hits, questions.ids, questions.answers, qrels, passages.__getitem__)
     result: dict[str, Any] = {"top_k_accuracy": metrics.top_k_accuracy(matrix, cfg.eval.ks)}
     result.update(metrics.rank_metrics(hits, questions.ids, qrels, cfg.eval.ks))
-    return result
+    per_question = {f"top-{k}": [float(any(row[:k])) for row in matrix] for k in cfg.eval.ks}
+    ndcg = metrics.per_question_ndcg(hits, questions.ids, qrels)
+    per_question["ndcg@10"] = [ndcg[q] for q in sorted(ndcg)]
+    return result, per_question
+
+
+def compare_to(base: dict[str, list[float]], other: dict[str, list[float]], seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per metric: the mean per-question difference ``other − base`` and its paired bootstrap 95% CI."""
+    return {m: metrics.paired_bootstrap([o - b for o, b in zip(other[m], base[m])], seed=seed) for m in base}
 
 
 def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
@@ -114,7 +123,13 @@ def evaluate(run: Run) -> str:
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     with tempfile.TemporaryDirectory() as scratch:
         retrievers, skipped = make_retrievers(cfg, collection, scratch)
-        results = {r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in retrievers}
+        evaluated = {r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in retrievers}
+    results = {name: result for name, (result, _) in evaluated.items()}
+    base_name = run_models.dense_name(cfg.encoder.model)
+    if base_name in evaluated:
+        for name, (result, per_question) in evaluated.items():
+            if name != base_name:
+                result["vs_base"] = compare_to(evaluated[base_name][1], per_question)
     rep = {
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
