@@ -284,6 +284,10 @@ class RetrieverTrainConfig(_Section):
     batch_questions: int = Field(16, ge=1)
     max_seq_length: int = Field(64, ge=8, description="question tokens")
     loss: RetrieverLossName = Field("kl", description="Stage 2 objective (components.losses.RETRIEVER_LOSSES)")  # type: ignore[valid-type]
+    extra_questions: Optional[int] = Field(
+        0, ge=0, description="training questions beyond the LLM-labelled ones, scored by the ranker alone (a seeded "
+        "sample that contains the labelled ones; null: every training question)",
+    )
     negatives: int = Field(
         4096, ge=0, description="kl_negatives only: corpus passages (frozen vectors, a seeded sample; all of a smaller "
         "corpus) in the student's softmax beside each question's candidates",

@@ -51,7 +51,9 @@ def markdown(report: dict[str, Any]) -> str:
         dev = trained.get("dev")
         if dev:
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
-            lines += ["", f"{name}: trained on {trained['questions']} questions; kept (1-α)·base + α·trained with "
+            labelled = trained.get("llm_labelled")
+            of_which = f" ({labelled} of them labelled by the LLM, the rest by the ranker alone)" if labelled is not None and labelled != trained["questions"] else ""
+            lines += ["", f"{name}: trained on {trained['questions']} questions{of_which}; kept (1-α)·base + α·trained with "
                       f"α={dev['alpha']:g}, chosen by nDCG@10 of {dev['target']} on {dev['questions']} held-out "
                       f"training questions about {dev.get('documents', '?')} documents no training question is about ({curve})."]
     for name, why in (report.get("skipped") or {}).items():

@@ -56,3 +56,20 @@ def test_negative_bank_is_seeded_and_takes_a_small_corpus_whole():
     assert len(set(bank)) == 10 and set(bank) <= set(ids)
     assert negative_bank(list(reversed(ids)), 10, 3) == bank  # whatever the order it is given
     assert negative_bank(ids, 10, 4) != bank
+
+
+def test_stage2_pool_holds_every_labelled_question_plus_the_extra_ones():
+    from components.stages.candidates import training_questions
+
+    run = Run(load_config(None, ["labels.max_questions=10", "train.retriever.extra_questions=5"]))
+    labelled, pool = training_questions(run), training_questions(run, "stage2")
+    assert len(labelled) == 10 and len(pool) == 15 and set(labelled.ids) <= set(pool.ids)
+    everything = Run(load_config(None, ["labels.max_questions=10", "train.retriever.extra_questions=null"]), run.collection)
+    assert len(training_questions(everything, "stage2")) == len(run.collection.split("train").questions)
+
+
+def test_teacher_first_names_each_questions_top_scored_candidate():
+    from components.distill.lists import Lists, teacher_first
+
+    lists = Lists(["q1", "q2"], ["a?", "b?"], [["d1", "d2"], ["d3", "d4"]], [np.array([0.1, 0.9]), np.array([2.0, -1.0])], "h", {}, "")
+    assert teacher_first(lists) == {"q1": {"d2"}, "q2": {"d3"}}

@@ -18,7 +18,7 @@ from components.config import Config
 from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
 from components.distill.dev import choose_average, document_groups
-from components.distill.lists import Lists, frozen_rows, text_rows
+from components.distill.lists import Lists, frozen_rows, teacher_first, text_rows
 from components.errors import ConfigError
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
@@ -41,8 +41,9 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     """
     base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
-    groups = document_groups(collection.corpus, lists.dev_targets)
+    groups = document_groups(collection.corpus, {**teacher_first(lists), **lists.dev_targets})
     dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed, groups)
+    dev_groups = {groups[q] for q in dev}
     inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
@@ -55,7 +56,8 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
         {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({groups[q] for q in dev_ids}),
     )
-    keep = [i for i, q in enumerate(lists.question_ids) if q not in dev]
+    # Questions without a dev target (scored by the ranker alone) about a dev document stay out too.
+    keep = [i for i, q in enumerate(lists.question_ids) if q not in dev and groups.get(q) not in dev_groups]
     uses_negatives = RETRIEVER_LOSSES[tc.loss].uses_negatives
     if tc.passages == "trained":
         if uses_negatives:
@@ -69,6 +71,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     model = train_stage(
         cfg, stage_name, stage, rows, inputs, finish=functools.partial(chooser, base_index),
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
+        llm_labelled=sum(1 for i in keep if lists.dev_targets.get(lists.question_ids[i])),
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model

@@ -1,7 +1,9 @@
 """Stage: the base retriever's top-n candidates for each training question.
 
 Writes ``RUN/candidates/candidates.parquet`` (question id, question, candidate ids, scores) and a
-manifest tying it to the index and question set; skipped when both are unchanged.
+manifest tying it to the index and question set; skipped when both are unchanged. The
+``stage2`` pool adds ``train.retriever.extra_questions`` questions the LLM never labels, which
+only the ranker scores (``RUN/candidates/stage2/``): the ranker is cheap and the LLM is not.
 """
 
 from __future__ import annotations
@@ -19,25 +21,34 @@ from components.stages.index import build_index
 from components.stages.questions import generated_questions
 
 
-def training_questions(run: Run) -> Questions:
-    """The train split's questions, or the LLM-written ones (``data.questions: generated``)."""
+def training_questions(run: Run, pool: str = "labelled") -> Questions:
+    """The questions the LLM labels: a seeded sample of ``labels.max_questions`` of the train
+    split's (or the LLM-written ones, ``data.questions: generated``). The ``stage2`` pool is a
+    larger sample by the same seed, so it holds every labelled question, plus
+    ``train.retriever.extra_questions`` more (null: all of them)."""
     cfg, collection = run.cfg, run.collection
     if cfg.data.questions == "generated":
-        return generated_questions(run).sample(cfg.labels.max_questions, cfg.seed)
-    questions = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions.sample(cfg.labels.max_questions, cfg.seed)
+        everything = generated_questions(run)
+    else:
+        everything = collection.split(cfg.data.train_split, cfg.data.on_invalid).questions
+    wanted, extra = cfg.labels.max_questions, cfg.train.retriever.extra_questions
+    if pool == "stage2":
+        wanted = None if wanted is None or extra is None else wanted + extra
+    questions = everything.sample(wanted, cfg.seed)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.train_split!r} has no judged questions to label")
     return questions
 
 
 @stage
-def build_candidates(run: Run) -> str:
-    """Retrieve ``labels.num_candidates`` passages per training question; return the parquet URI."""
+def build_candidates(run: Run, pool: str = "labelled") -> str:
+    """Retrieve ``labels.num_candidates`` passages per question of ``pool`` (the labelled training
+    questions, or Stage 2's, see ``training_questions``); return the parquet URI."""
     cfg, collection = run.cfg, run.collection
-    questions = training_questions(run)
+    questions = training_questions(run, pool)
     index_uri = build_index(run)
     index = FaissIndex.load(index_uri, corpus_hash=collection.corpus.content_hash())
-    out_dir = candidates_uri(cfg)
+    out_dir = candidates_uri(cfg) if pool == "labelled" else storage.join(candidates_uri(cfg), pool)
     inputs = {
         "index_files": index.manifest["files"],
         "num_candidates": cfg.labels.num_candidates,
@@ -54,6 +65,6 @@ def build_candidates(run: Run) -> str:
         pa.table({"question_id": questions.ids, "question": questions.texts, "candidate_ids": hits.ids, "scores": hits.scores}),
     )
     storage.mark_stage_done(out_dir, inputs)
-    print(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} questions → {table_uri}")
+    print(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} {pool} questions → {table_uri}")
     return table_uri
 

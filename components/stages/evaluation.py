@@ -67,12 +67,13 @@ def query_encoders(cfg: Config) -> list[tuple[str, str]]:
 
 
 def training_summary(cfg: Config) -> dict[str, Any]:
-    """Per trained query encoder: its training questions and the dev-chosen weight average."""
+    """Per trained query encoder: its training questions (how many of them the LLM labelled) and
+    the dev-chosen weight average."""
     out = {}
     for name, uri in query_encoders(cfg):
         if storage.stage_is_done(uri):
             manifest = storage.read_json(storage.join(uri, "manifest.json"))
-            out[name] = {"questions": manifest.get("questions"), "dev": manifest.get("dev")}
+            out[name] = {"questions": manifest.get("questions"), "llm_labelled": manifest.get("llm_labelled"), "dev": manifest.get("dev")}
     return out
 
 

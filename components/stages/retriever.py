@@ -1,6 +1,7 @@
 """Stage 2: train the retriever to match the ranker's distribution (KL by default, Ray Train).
 
-For every training question, the ranker scores the base retriever's candidates (a Ray Data actor
+For every training question (the LLM-labelled ones, plus ``train.retriever.extra_questions``
+that only the ranker scores), the ranker scores the base retriever's candidates (a Ray Data actor
 pool); the retriever then learns KL(softmax(ranker / tau_ranker) ‖ softmax(cos / tau_retriever)).
 By default only the query encoder learns, against the frozen passage vectors of the base index, so
 the index needs no rebuild: the distilled retriever is the new query encoder over
@@ -34,7 +35,8 @@ def train_retriever(run: Run) -> str:
     """Train the ranker if needed, then the retriever; return the URI of the saved model."""
     cfg, collection = run.cfg, run.collection
     ranker_model = train_ranker(run)
-    cands = storage.read_parquet(build_candidates(run)).to_pydict()
+    pool = "stage2" if cfg.train.retriever.extra_questions != 0 else "labelled"
+    cands = storage.read_parquet(build_candidates(run, pool)).to_pydict()
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rescore: Rescore = functools.partial(ranker_scores, cfg, ranker_model, passages)
     scores = rescore(cands["question"], cands["candidate_ids"], None)
