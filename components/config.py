@@ -160,6 +160,10 @@ class LabelConfig(ChatClientConfig):
     num_candidates: int = Field(20, ge=2, description="top-n passages from the base retriever per question")
     max_questions: Optional[int] = Field(1000, ge=1, description="label N training questions, a random sample drawn with the run's seed (a larger N: a superset)")
     shuffle_candidates: bool = Field(False, description="seeded shuffle before prompting (position-bias control)")
+    passes: int = Field(
+        1, ge=1, le=10, description="ranking passes per list, each after its own seeded shuffle (the first in candidate "
+        "order unless shuffle_candidates), aggregated by Borda count: the position-bias control; costs passes x the calls",
+    )
     window: int = Field(20, ge=2)
     step: int = Field(10, ge=1)
     max_words_per_passage: int = Field(100, ge=5)

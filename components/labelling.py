@@ -19,6 +19,7 @@ from components.call_cache import Call, Send
 from components.config import LabelConfig
 from components.errors import DataError
 from components.llm import prompts
+from components.llm.aggregation import agreement, borda
 from components.llm.permutation import parse_permutation
 from components.llm.windows import apply_window, window_spans, worst
 from components.shard_store import ShardStore
@@ -34,7 +35,7 @@ class NoUsableLabels(DataError):
 
 @dataclass
 class LabelTask:
-    """One question and its candidates in prompt order."""
+    """One ranking pass over a question's candidates, in that pass's prompt order."""
 
     question_id: str
     question: str
@@ -49,19 +50,23 @@ class LabelTask:
     tokens_out: int = 0
     latency_s: float = 0.0
     calls: int = 0
+    pass_index: int = 0
 
 
 def make_tasks(
     question_ids: list[str], questions: list[str], candidate_ids: list[list[str]], passage_of: Callable[[str], str],
     cfg: LabelConfig, seed: int,
 ) -> list[LabelTask]:
-    """Tasks in candidate order, or in a per-question seeded shuffle to measure position bias."""
+    """``labels.passes`` tasks per question: the first in candidate order (or a per-question seeded
+    shuffle, ``shuffle_candidates``), each further one in another seeded shuffle; ``label_rows``
+    aggregates a question's passes by Borda count."""
     tasks = []
     for qid, q, cands in zip(question_ids, questions, candidate_ids):
-        cands = list(cands)
-        if cfg.shuffle_candidates:
-            random.Random(f"{seed}:{qid}").shuffle(cands)
-        tasks.append(LabelTask(qid, q, cands, [passage_of(d) for d in cands], order=list(range(len(cands)))))
+        for p in range(cfg.passes):
+            order = list(cands)
+            if p or cfg.shuffle_candidates:
+                random.Random(f"{seed}:{qid}" + (f":{p}" if p else "")).shuffle(order)
+            tasks.append(LabelTask(qid, q, order, [passage_of(d) for d in order], order=list(range(len(order))), pass_index=p))
     return tasks
 
 
@@ -97,21 +102,22 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
     rounds = max((len(s) for s in spans.values()), default=0)
     for r in range(rounds):
         active = [t for t in tasks if r < len(spans[t.question_id]) and not t.error]
-        calls: dict[str, tuple[LabelTask, tuple[int, int], Call]] = {}
-        for t in active:
+        calls: dict[tuple[str, int], tuple[LabelTask, tuple[int, int], Call]] = {}
+        for k, t in enumerate(active):
             span = spans[t.question_id][r]
             call = Call(t.question_id, _messages(t, span, cfg), _max_tokens(span[1] - span[0]))
             if r == 0:
                 t.prompt_hash = call.prompt_hash if len(spans[t.question_id]) == 1 else prompts.prompt_hash(
                     call.messages + [{"role": "schedule", "content": f"window={cfg.window},step={cfg.step}"}]
                 )
-            calls[call.request_id] = (t, span, call)
+            calls[(call.request_id, k)] = (t, span, call)
         sent = call_cache.complete([c for _, _, c in calls.values()], model, store, cache, send, {"round": r})
         stats.sent += sent.sent
         stats.cached += sent.cached
         stats.failed_calls += len(sent.failed)
-        for rid, error in sent.failed.items():
-            calls[rid][0].error = calls[rid][0].error or error
+        for t, _, call in calls.values():
+            if call.request_id in sent.failed:
+                t.error = t.error or sent.failed[call.request_id]
         for t, span, call in calls.values():
             reply = cache.get((t.question_id, call.prompt_hash, model))
             if reply is None:
@@ -130,34 +136,48 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
 
 
 def label_rows(tasks: list[LabelTask], model: str) -> list[dict[str, Any]]:
-    """The training-facing label of each question: ``failed`` when a call never succeeded."""
-    rows = []
+    """The training-facing label of each question: its passes' orders aggregated by Borda count
+    (one pass: that pass's order), the worst usable pass's status, and the passes' agreement
+    (mean Kendall's τ); ``failed`` when no pass got all its replies."""
+    by_question: dict[str, list[LabelTask]] = {}
     for t in tasks:
-        status = "failed" if t.error else worst(t.statuses)  # type: ignore[arg-type]
+        by_question.setdefault(t.question_id, []).append(t)
+    rows = []
+    for qid, passes in by_question.items():
+        first = passes[0]
+        done = [t for t in passes if not t.error]
+        rankings = [[t.candidate_ids[i] for i in t.order] for t in done]
+        ranked = borda(rankings) if rankings else [first.candidate_ids[i] for i in first.order]
+        status = worst([s for t in done for s in t.statuses]) if done else "failed"  # type: ignore[arg-type]
         rows.append({
-            "question_id": t.question_id,
-            "question": t.question,
-            "candidate_ids": t.candidate_ids,
-            "permutation": t.order,
-            "ranked_ids": [t.candidate_ids[i] for i in t.order],
+            "question_id": qid,
+            "question": first.question,
+            "candidate_ids": first.candidate_ids,
+            "permutation": [first.candidate_ids.index(d) for d in ranked],
+            "ranked_ids": ranked,
             "status": status,
             "model": model,
-            "prompt_hash": t.prompt_hash,
-            "tokens_in": t.tokens_in,
-            "tokens_out": t.tokens_out,
-            "latency_s": round(t.latency_s, 4),
-            "calls": t.calls,
-            "raw": "\n---\n".join(t.raw),
-            "error": t.error,
+            "prompt_hash": "+".join(t.prompt_hash for t in passes),
+            "tokens_in": sum(t.tokens_in for t in passes),
+            "tokens_out": sum(t.tokens_out for t in passes),
+            "latency_s": round(sum(t.latency_s for t in passes), 4),
+            "calls": sum(t.calls for t in passes),
+            "passes": len(done),
+            "agreement": round(agreement(rankings), 4),
+            "raw": "\n---\n".join(r for t in passes for r in t.raw),
+            "error": "; ".join(t.error for t in passes if t.error),
         })
     return rows
 
 
 def summarize(rows: list[dict[str, Any]], stats: RunStats) -> dict[str, Any]:
     counts = {s: sum(r["status"] == s for r in rows) for s in ("complete", "repaired", "unusable", "failed")}
+    usable = [r for r in rows if r["status"] in USABLE]
     return {
         "questions": len(rows),
         **counts,
+        "passes": max((r["passes"] for r in rows), default=0),
+        "mean_agreement": round(sum(r["agreement"] for r in usable) / len(usable), 4) if usable else None,
         "tokens_in": sum(r["tokens_in"] for r in rows),
         "tokens_out": sum(r["tokens_out"] for r in rows),
         "calls_sent": stats.sent,

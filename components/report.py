@@ -43,6 +43,9 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", f"Teacher: {teacher['teacher']} ({teacher['backend']}); {teacher['questions']} {source} training questions "
                   f"labelled: {teacher['complete']} complete, {teacher['repaired']} repaired, {teacher['unusable']} unusable, "
                   f"{teacher['failed']} failed{used}."]
+        if teacher.get("passes"):
+            lines[-1] += (f" Each list was ranked in {teacher['passes']} shuffled passes aggregated by Borda count "
+                          f"(mean agreement, Kendall's τ: {teacher['mean_agreement']}).")
         gen = teacher.get("generation")
         if gen:
             lines += ["", f"Training questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "

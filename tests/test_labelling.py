@@ -116,3 +116,28 @@ def test_shuffle_is_seeded_per_question():
     assert [t.candidate_ids for t in a] == [t.candidate_ids for t in b]
     assert [t.candidate_ids for t in a] != [t.candidate_ids for t in plain]
     assert all(sorted(x.candidate_ids) == sorted(y.candidate_ids) for x, y in zip(a, plain))
+
+
+def test_shuffled_passes_are_paid_per_pass_and_borda_cancels_a_position_biased_teacher(tmp_path):
+    oracle = Oracle(COLLECTION, COLLECTION.split("train").qrels)
+    # A teacher that mostly ranks by prompt position: the gold passage (last in candidate order) loses
+    # a single pass; five shuffled passes put it back on top, and their agreement shows the bias.
+    biased = SimSettings(position_bias=1.5)
+    results = {}
+    for passes in (1, 5):
+        cfg = LabelConfig(window=10, step=10, passes=passes)
+        qs, tasks = _tasks(cfg)
+        with SimulatorServer(TeacherSimulator(oracle, biased)) as server:
+            pool = ChatPool([EndpointConfig(base_url=server.base_url, model="sim")], cfg)
+            store = ShardStore(str(tmp_path / f"calls{passes}"), ["question_id", "prompt_hash", "model"])
+            stats = run_labelling(tasks, cfg, "sim", store, _direct_send(pool))
+        rows = label_rows(tasks, "sim")
+        assert stats.sent == 6 * passes and len(rows) == 6
+        assert all(r["passes"] == passes and r["calls"] == passes and r["status"] == "complete" for r in rows)
+        results[passes] = (rows, qs)
+    one, _ = results[1]
+    five, qs = results[5]
+    assert all(r["agreement"] == 1.0 for r in one)
+    assert summarize(five, stats)["mean_agreement"] < 0.9  # the passes disagree: the teacher follows positions
+    top_gold = lambda rows: sum(has_answer(PASSAGES[r["ranked_ids"][0]], a) for r, a in zip(rows, qs.answers))  # noqa: E731
+    assert top_gold(five) > top_gold(one)

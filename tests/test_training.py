@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 
@@ -191,3 +192,23 @@ def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_ow
         written = (stage / "manifest.json").stat().st_mtime_ns
         run_pipeline(Run(cfg))  # a rerun trains nothing
         assert (stage / "manifest.json").stat().st_mtime_ns == written
+
+
+def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions(ray_cluster, tmp_path):
+    with _sim() as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                 "train.retriever.extra_questions=24", "train.retriever.loss=kl_negatives",
+                                 "train.retriever.negatives=100", "eval.retrievers=[base, distilled]"])
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
+        labels = json.loads((tmp_path / "labels" / "summary.json").read_text())
+    assert labels["questions"] == 24  # the LLM labelled 24 questions; Stage 2 used 48, the ranker scored them all
+    manifest = json.loads((tmp_path / "retriever" / "manifest.json").read_text())
+    dev = manifest["dev"]["questions"]
+    assert manifest["llm_labelled"] == 24 - dev
+    assert 24 - dev < manifest["questions"] <= 48 - dev  # extra questions about dev documents stay out
+    scored = pq.read_table(tmp_path / "retriever" / "ranker_scores.parquet")
+    assert scored.num_rows == 48
+    distilled = report["retrievers"]["distilled"]
+    assert set(distilled["vs_base"]) >= {"ndcg@10", "top-1"}
+    assert distilled["vs_base"]["ndcg@10"]["ci_low"] <= distilled["vs_base"]["ndcg@10"]["delta"] <= distilled["vs_base"]["ndcg@10"]["ci_high"]
+    assert "of them labelled by the LLM" in (tmp_path / "report" / "report.md").read_text()

@@ -103,7 +103,9 @@ def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
     if not storage.exists(summary_uri):
         return None
     s = storage.read_json(summary_uri)
-    out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed")}
+    out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed", "calls_sent")
+           if k in s}
+    out.update({k: s[k] for k in ("passes", "mean_agreement") if s.get("passes", 1) > 1})
     if storage.stage_is_done(ranker_uri(cfg)):
         out["labels_used"] = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))["labels_used"]
     out["training_questions"] = cfg.data.questions
