@@ -278,6 +278,11 @@ class RankerTrainConfig(_Section):
     )
     listmle_top_k: Optional[int] = Field(None, ge=1, description="listmle only: train on the teacher's top k positions")
     score_batch_size: int = Field(64, ge=1, description="pairs per forward pass when scoring")
+    prior_temperature: Optional[float] = Field(
+        None, gt=0, description="residual ranker: score = first-stage cosine / prior_temperature + the cross-encoder's "
+        "correction, whose head starts at zero, so training starts from the base retriever's order and a few hundred "
+        "lists can only move it from there (null: the cross-encoder alone)",
+    )
 
 
 class RetrieverTrainConfig(_Section):

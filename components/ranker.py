@@ -2,12 +2,15 @@
 
 Built from any encoder backbone (default: the packaged MiniLM) with a one-logit head, and saved as
 a plain Hugging Face sequence-classification directory, which ``sentence_transformers.CrossEncoder``
-loads as it is. Scoring large candidate sets runs as a Ray Data actor pool, like embedding.
+loads as it is. A *residual* ranker (``train.ranker.prior_temperature``) scores a pair as the
+first-stage retriever's cosine over that temperature plus the cross-encoder's logit; its head
+starts at zero, so before training it ranks exactly as the first stage does. Its saved model is
+the correction alone: add the prior (``with_prior``) wherever it scores. Scoring large candidate sets runs as a Ray Data actor pool, like embedding.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -28,6 +31,28 @@ def load_ranker(path: str, device: str = "auto") -> tuple[Any, Any]:
         hf_logging.set_verbosity(verbosity)
     tokenizer = AutoTokenizer.from_pretrained(source)
     return model.to(encoders.resolve_device(device)).eval(), tokenizer
+
+
+def zero_head(model: Any) -> Any:
+    """Zero the classification head (weights and bias), so the model's logit starts at 0 for every
+    pair: a residual ranker starts as its prior."""
+    import torch
+
+    head = model.get_submodule("classifier") if hasattr(model, "classifier") else model.score
+    layers = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        layers[-1].weight.zero_()
+        if layers[-1].bias is not None:
+            layers[-1].bias.zero_()
+    return model
+
+
+def with_prior(logits: np.ndarray, prior: Sequence[float], temperature: Optional[float]) -> np.ndarray:
+    """A residual ranker's score: the cross-encoder's logit plus the first-stage cosine over the
+    prior temperature (the logit alone when there is no temperature)."""
+    if temperature is None:
+        return logits
+    return (np.asarray(logits, np.float32) + np.asarray(prior, np.float32) / temperature).astype(np.float32)
 
 
 def pair_logits(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
@@ -102,10 +127,11 @@ class RerankRetriever:
 
     def __init__(
         self, name: str, first: Any, passage_of: Callable[[str], str], model: Any, tokenizer: Any,
-        depth: int, max_length: int, batch_size: int,
+        depth: int, max_length: int, batch_size: int, prior_temperature: Optional[float] = None,
     ) -> None:
         self.name, self.first, self.passage_of, self.model, self.tokenizer = name, first, passage_of, model, tokenizer
         self.depth, self.max_length, self.batch_size = depth, max_length, batch_size
+        self.prior_temperature = prior_temperature
 
     def search(self, questions: Sequence[str], k: int) -> Any:
         return self.rerank(questions, self.first.search(questions, max(k, self.depth)), k)
@@ -117,6 +143,8 @@ class RerankRetriever:
         qs = [q for q, ids in zip(questions, hits.ids) for _ in ids[: self.depth]]
         passages = [self.passage_of(d) for ids in hits.ids for d in ids[: self.depth]]
         scores = score_pairs(self.model, self.tokenizer, qs, passages, self.max_length, self.batch_size)
+        prior = [s for row in hits.scores for s in row[: self.depth]]
+        scores = with_prior(scores, prior, self.prior_temperature)
         out_ids, out_scores, at = [], [], 0
         for ids in hits.ids:
             head = ids[: self.depth]

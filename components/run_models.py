@@ -56,11 +56,12 @@ def load_distilled(
 
 def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], str], depth: int, scratch: str) -> RerankRetriever:
     """The Stage 1 ranker re-ordering ``first``'s top ``depth``, reading pairs at the length it
-    was trained on (recorded in its manifest), whatever the current config says."""
+    was trained on and with the prior it was trained with (both recorded in its manifest),
+    whatever the current config says."""
     model, tokenizer = load_ranker(storage.local_dir(storage.join(ranker_uri(cfg), MODEL_DIR), scratch))
     trained = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json")).get("inputs", {}).get("train", {})
     rc = cfg.train.ranker
     return RerankRetriever(
         f"ranker-rerank@{depth}", first, passage_of, model, tokenizer, depth,
-        int(trained.get("max_seq_length", rc.max_seq_length)), rc.score_batch_size,
+        int(trained.get("max_seq_length", rc.max_seq_length)), rc.score_batch_size, trained.get("prior_temperature"),
     )

@@ -68,17 +68,20 @@ class LoopSettings:
 
 class RankerStage:
     """Stage 1: cross-encoder, a listwise loss (``train.ranker.loss``) over each question's
-    candidates in the teacher's order."""
+    candidates in the teacher's order; a residual ranker's rows carry each pair's first-stage
+    cosine (``prior``)."""
 
     def __init__(self, settings: RankerTrainConfig) -> None:
         self.settings = settings
 
     def build(self) -> Any:
         from components.losses import RANKER_LOSSES
-        from components.ranker import load_ranker
+        from components.ranker import load_ranker, zero_head
 
         self.objective = RANKER_LOSSES[self.settings.loss].from_settings(self.settings)
         model, self.tokenizer = load_ranker(self.settings.backbone, device="cpu")
+        if self.settings.prior_temperature is not None:
+            zero_head(model)
         return model.train()
 
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
@@ -91,6 +94,9 @@ class RankerStage:
         mask = torch.tensor([[j < len(p) for j in range(width)] for p in lists])
         questions = [str(q) for q, p in zip(batch["question"], lists) for _ in p]
         logits = pair_logits(model, self.tokenizer, questions, [str(x) for p in lists for x in p], self.settings.max_seq_length)
+        if self.settings.prior_temperature is not None:  # residual: the first-stage cosine carries the start
+            prior = torch.tensor([float(x) for row in batch["prior"] for x in row], dtype=logits.dtype, device=logits.device)
+            logits = logits + prior / self.settings.prior_temperature
         scores = torch.zeros(mask.shape, dtype=logits.dtype, device=logits.device)
         mask = mask.to(logits.device)
         scores = scores.masked_scatter(mask, logits)

@@ -13,12 +13,12 @@ import random
 from typing import Sequence
 
 from components.config import Config
-from components.retrieval import Retriever, search_all
+from components.retrieval import Hits, Retriever, search_all
 
 
-def mine_candidates(cfg: Config, retriever: Retriever, questions: list[str]) -> list[list[str]]:
-    """Each question's candidate ids: ``retriever``'s top ``labels.num_candidates``."""
-    return search_all(retriever, questions, cfg.labels.num_candidates, cfg.eval.batch_size).ids
+def mine_candidates(cfg: Config, retriever: Retriever, questions: list[str]) -> Hits:
+    """Each question's candidates and their scores: ``retriever``'s top ``labels.num_candidates``."""
+    return search_all(retriever, questions, cfg.labels.num_candidates, cfg.eval.batch_size)
 
 
 def negative_bank(doc_ids: Sequence[str], size: int, seed: int) -> list[str]:

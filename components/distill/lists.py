@@ -16,9 +16,10 @@ from components.index import FaissIndex
 from components.storage import content_hash
 from components.labelling import USABLE
 
-# Scores a new candidate list per question (the ranker can; a fixed LLM permutation cannot),
-# caching them at the given URI: what lets Stage 2 refresh its candidates.
-Rescore = Callable[[list[str], list[list[str]], Optional[str]], list[np.ndarray]]
+# Scores a new candidate list per question, given each candidate's first-stage cosine (the ranker
+# can; a fixed LLM permutation cannot), caching them at the given URI: what lets Stage 2 refresh
+# its candidates.
+Rescore = Callable[[list[str], list[list[str]], list[list[float]], Optional[str]], list[np.ndarray]]
 
 TEACHER_TOP = "the teacher LLM's first passage"
 GOLD = "the judged-relevant passages"

@@ -7,14 +7,14 @@ or a resumed refresh round scores nothing twice.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from components import storage
 from components.config import Config
-from components.ranker import score_with_ray
+from components.ranker import score_with_ray, with_prior
 from components.run import init_ray
 from components.run_layout import ranker_uri, retriever_uri
 from components.training import use_gpu
@@ -22,13 +22,16 @@ from components.training import use_gpu
 
 def ranker_scores(
     cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
-    cache: Optional[str] = None,
+    priors: Sequence[Sequence[float]], cache: Optional[str] = None,
 ) -> list[np.ndarray]:
     """Ranker scores of every candidate, cached in ``cache`` (default
-    ``RUN/retriever/ranker_scores.parquet``) and reused while the inputs are the same."""
+    ``RUN/retriever/ranker_scores.parquet``) and reused while the inputs are the same. ``priors``
+    are the candidates' first-stage cosines, which a residual ranker adds to its logits."""
     cache = cache or storage.join(retriever_uri(cfg), "ranker_scores.parquet")
     ranker_manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
-    inputs = storage.content_hash([ranker_manifest["inputs"], questions, candidates])
+    temperature = ranker_manifest["inputs"]["train"].get("prior_temperature")
+    priors = [[float(x) for x in p] for p in priors]
+    inputs = storage.content_hash([ranker_manifest["inputs"], questions, candidates] + ([priors] if temperature else []))
     if storage.exists(cache):
         table = storage.read_parquet(cache)
         if table.schema.metadata and table.schema.metadata.get(b"inputs") == inputs.encode():
@@ -40,8 +43,8 @@ def ranker_scores(
         ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
     )
     out, at = [], 0
-    for c in candidates:
-        out.append(flat[at : at + len(c)])
+    for c, prior in zip(candidates, priors):
+        out.append(with_prior(flat[at : at + len(c)], prior, temperature))
         at += len(c)
     table = pa.table({"scores": [s.tolist() for s in out]}).replace_schema_metadata({"inputs": inputs})
     storage.write_parquet(cache, table)

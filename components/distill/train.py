@@ -101,8 +101,9 @@ def train_with_refresh(
                                                  name=f"{stage_name}: round {r} index"))
             with tempfile.TemporaryDirectory() as scratch:
                 current = DenseRetriever(f"{stage_name}-round{r}", encoders.load_encoder(encoders.fetched(encoder, scratch)), cfg.encoder, index)
-                candidates = mine_candidates(cfg, current, questions)
-            teacher = lists.rescore(questions, candidates, storage.join(round_dir, "ranker_scores.parquet"))
+                mined = mine_candidates(cfg, current, questions)
+            candidates = mined.ids
+            teacher = lists.rescore(questions, candidates, mined.scores, storage.join(round_dir, "ranker_scores.parquet"))
         round_inputs = {**inputs, "round": r, "epochs": epochs, "lists": storage.content_hash([candidates, [t.tolist() for t in teacher]])}
         if storage.stage_is_current(round_dir, round_inputs):
             print(f"{stage_name}: round {r} up to date at {round_dir}, skipping")

@@ -12,6 +12,7 @@ from components import storage
 from components.labelling import USABLE, NoUsableLabels
 from components.run import Run, stage
 from components.run_layout import MODEL_DIR, ranker_uri
+from components.stages.candidates import build_candidates
 from components.stages.labels import label
 from components.training import RankerStage, train_stage
 
@@ -28,6 +29,11 @@ def train_ranker(run: Run) -> str:
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
     rc = cfg.train.ranker
+    if rc.prior_temperature is not None:  # residual ranker: each pair's base cosine, from the candidates
+        cands = storage.read_parquet(build_candidates(run)).to_pydict()
+        cosine = {q: dict(zip(ids, s)) for q, ids, s in zip(cands["question_id"], cands["candidate_ids"], cands["scores"])}
+        for row, r in zip(rows, usable):
+            row["prior"] = [float(cosine[r["question_id"]][d]) for d in r["ranked_ids"]]
     inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
               "train": rc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = ranker_uri(cfg)

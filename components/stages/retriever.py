@@ -39,7 +39,7 @@ def train_retriever(run: Run) -> str:
     cands = storage.read_parquet(build_candidates(run, pool)).to_pydict()
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rescore: Rescore = functools.partial(ranker_scores, cfg, ranker_model, passages)
-    scores = rescore(cands["question"], cands["candidate_ids"], None)
+    scores = rescore(cands["question"], cands["candidate_ids"], cands["scores"], None)
     labels = storage.read_parquet(label(run)).to_pylist()
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
