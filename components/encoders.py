@@ -13,6 +13,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from components import static_student
 from components.config import EncoderConfig
 from components.errors import ConfigError
 
@@ -23,7 +24,11 @@ _PACKAGED = {
 
 
 def resolve_model(spec: str) -> str:
-    """Local directory as given; a packaged model by its hub name; any other hub id unchanged."""
+    """Local directory as given; a packaged model by its hub name; ``static:<model>`` as the
+    static-embedding student built from that model (``components.static_student``); any other hub
+    id unchanged."""
+    if spec.startswith(static_student.PREFIX):
+        return static_student.resolve_static(spec)
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser().resolve())
     package = _PACKAGED.get(spec)
@@ -70,8 +75,16 @@ def load_encoder(cfg: EncoderConfig) -> Any:
             f"cannot load encoder {cfg.model!r} (resolved to {source!r}): {e}. "
             "Give a local directory, an installed packaged model, or a hub id reachable from here."
         ) from None
-    model.max_seq_length = cfg.max_seq_length
+    set_max_seq_length(model, cfg.max_seq_length)
     return model
+
+
+def set_max_seq_length(model: Any, length: int) -> None:
+    """Truncate inputs at ``length`` tokens; a static-embedding model has no such limit to set."""
+    try:
+        model.max_seq_length = length
+    except AttributeError:
+        pass
 
 
 def fingerprint(model: Any) -> str:

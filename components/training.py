@@ -139,7 +139,9 @@ class RetrieverStage:
     def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:
         import torch.nn.functional as F
 
-        self.module.max_seq_length = max_seq_length  # read by tokenize
+        from components.encoders import set_max_seq_length
+
+        set_max_seq_length(self.module, max_seq_length)  # read by tokenize
         features = {k: v.to(device) for k, v in self.module.tokenize(texts).items() if hasattr(v, "to")}
         return F.normalize(model(features)["sentence_embedding"], dim=-1)
 
@@ -172,7 +174,9 @@ class RetrieverStage:
         return self.objective(scores, ranker, mask, negative_scores, negative_mask)
 
     def save(self, model: Any, path: str) -> None:
-        model.max_seq_length = self.passage_max_seq_length  # what the saved encoder indexes with
+        from components.encoders import set_max_seq_length
+
+        set_max_seq_length(model, self.passage_max_seq_length)  # what the saved encoder indexes with
         model.save(path)
 
 
