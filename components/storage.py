@@ -46,6 +46,11 @@ def _s3() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**kwargs)
 
 
+def forget_s3_settings() -> None:
+    """Read the AWS environment again on the next ``s3://`` access (its endpoint or keys changed)."""
+    _s3.cache_clear()
+
+
 def filesystem(uri: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and in-filesystem path for ``uri`` (also what Ray Data accepts)."""
     if is_remote(uri):

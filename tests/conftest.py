@@ -90,10 +90,10 @@ def s3_server(monkeypatch):
         "AWS_REGION": "us-east-1",
     }.items():
         monkeypatch.setenv(key, value)
-    storage._s3.cache_clear()
+    storage.forget_s3_settings()
     import boto3
 
     boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1").create_bucket(Bucket="idistill")
     yield "s3://idistill"
     server.stop()
-    storage._s3.cache_clear()
+    storage.forget_s3_settings()
