@@ -36,6 +36,10 @@ def markdown(report: dict[str, Any]) -> str:
                   "| retriever | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
         for name, vs in compared.items():
             lines.append(f"| {name} | " + " | ".join(delta_cell(vs[m]) for m in metrics) + " |")
+        worse = [n for n, vs in compared.items() if n.startswith("ranker") and vs["ndcg@10"]["ci_high"] < 0]
+        if worse:
+            lines += ["", f"The Stage 1 ranker ({worse[0]}) re-ranks *below* the base retriever here: Stage 2 learnt "
+                      "from a teacher worse than its student, so do not expect the distilled retriever to gain."]
     teacher = report.get("teacher")
     if teacher:
         used = f", {teacher['labels_used']} used for training" if "labels_used" in teacher else ""

@@ -1,0 +1,18 @@
+from components import report
+
+
+def _rep(ranker_ci_high: float) -> dict:
+    vs = {"ndcg@10": {"delta": -0.05, "ci_low": -0.1, "ci_high": ranker_ci_high}, "top-1": {"delta": 0.02, "ci_low": 0.01, "ci_high": 0.03}}
+    return {"dataset": {"name": "x", "split": "test", "questions": 3, "documents": 5}, "accuracy_definition": "success@k",
+            "retrievers": {"base-minilm": {"top_k_accuracy": {"1": 0.5}, "ndcg@10": 0.3},
+                           "ranker-rerank@10": {"top_k_accuracy": {"1": 0.52}, "ndcg@10": 0.25, "vs_base": vs}}}
+
+
+def test_the_report_gives_each_difference_with_its_interval_and_bolds_only_clear_ones():
+    text = report.markdown(_rep(0.02))
+    assert "| ranker-rerank@10 | -0.050 [-0.100, +0.020] | **+0.020 [+0.010, +0.030]** |" in text
+    assert "re-ranks *below* the base" not in text
+
+
+def test_the_report_says_when_the_ranker_is_worse_than_the_base():
+    assert "The Stage 1 ranker (ranker-rerank@10) re-ranks *below* the base" in report.markdown(_rep(-0.01))
