@@ -55,6 +55,12 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", f"Training questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "
                       "dropped: " + (", ".join(f"{n} {why}" for why, n in gen["dropped"].items()) or "none") + "."]
     for name, trained in (report.get("query_encoders") or {}).items():
+        checked = trained.get("teacher_on_dev")
+        if checked and name == "distilled":
+            verdict = "better than" if checked["teacher"] > checked["first_stage"] else "no better than"
+            lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the ranker's order of the "
+                      f"candidate lists scores nDCG@10 {checked['teacher']:.3f} against the first stage's "
+                      f"{checked['first_stage']:.3f} (target: the teacher LLM's first passage), {verdict} the base."]
         dev = trained.get("dev")
         if dev:
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))

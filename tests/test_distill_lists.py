@@ -1,6 +1,7 @@
 """Stage 2's lists and the Run's stage memo, without Ray."""
 
 import numpy as np
+import pytest
 
 from components.config import load_config
 from components.distill.lists import GOLD, HARD_NEGATIVE, TEACHER_TOP, direct_lists, supervised_lists, teacher_top
@@ -73,3 +74,18 @@ def test_teacher_first_names_each_questions_top_scored_candidate():
 
     lists = Lists(["q1", "q2"], ["a?", "b?"], [["d1", "d2"], ["d3", "d4"]], [np.array([0.1, 0.9]), np.array([2.0, -1.0])], "h", {}, "")
     assert teacher_first(lists) == {"q1": {"d2"}, "q2": {"d3"}}
+
+
+def test_rerank_on_dev_compares_the_teachers_order_with_the_first_stages_on_dev_questions_only():
+    from components.distill.dev import rerank_on_dev
+    from components.distill.lists import Lists
+
+    lists = Lists(["q1", "q2", "q3"], ["a?", "b?", "c?"], [["d1", "d2"], ["d3", "d4"], ["d5", "d6"]],
+                  [np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0])], "h",
+                  {"q1": {"d2"}, "q2": {"d3"}, "q3": {"d5"}}, "t")
+    checked = rerank_on_dev(lists, {"q1", "q2"})
+    assert checked["questions"] == 2
+    # q1: the teacher lifts d2 to the top (1.0 vs 1/log2(3)); q2: it pushes d3 down (the reverse)
+    assert checked["teacher"] == pytest.approx(checked["first_stage"])
+    assert rerank_on_dev(lists, {"q1"})["teacher"] > rerank_on_dev(lists, {"q1"})["first_stage"]
+    assert rerank_on_dev(lists, set()) is None

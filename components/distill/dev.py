@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import numpy as np
+
 from components import encoders, storage
 from components.config import Config
 from components.corpus import Corpus
+from components.distill.lists import Lists
 from components.index import FaissIndex
 from components.metrics import rank_metrics
 from components.retrieval import Hits
 from components.run_layout import MODEL_DIR
 from components.stages.index import index_corpus
-from components.weight_averaging import interpolate, pick_alpha
+from components.weight_averaging import dev_split, interpolate, pick_alpha
 
 
 def document_groups(corpus: Corpus, targets: dict[str, set[str]]) -> dict[str, str]:
@@ -26,6 +29,30 @@ def document_groups(corpus: Corpus, targets: dict[str, set[str]]) -> dict[str, s
     dev questions are about documents the training questions are not, as test questions are."""
     title = {d: t or d for d, t in zip(corpus.ids, corpus.titles)}
     return {q: min(title.get(d, d) for d in docs) for q, docs in targets.items() if docs}
+
+
+def dev_questions(corpus: Corpus, targets: dict[str, set[str]], fraction: float, seed: int) -> set[str]:
+    """The questions held out as Stage 2's dev split (whole documents at a time, see
+    ``weight_averaging.dev_split``) among those with a target. Stage 1 leaves the same ones out,
+    so that the ranker is never checked, nor the weight average chosen, on what it learnt from."""
+    return dev_split([q for q, docs in targets.items() if docs], fraction, seed, document_groups(corpus, targets))
+
+
+def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, float]]:
+    """nDCG@10 of the dev questions' targets in each candidate list as the first stage ordered it
+    and as the teacher orders it: whether the ranker improves on its first stage where it was not
+    trained (None without dev questions)."""
+    keep = [i for i, q in enumerate(lists.question_ids) if q in dev and lists.dev_targets.get(q)]
+    if not keep:
+        return None
+    ids = [lists.question_ids[i] for i in keep]
+    qrels = {q: {d: 1 for d in lists.dev_targets[q]} for q in ids}
+    first = Hits([lists.candidates[i] for i in keep], [[-float(r) for r in range(len(lists.candidates[i]))] for i in keep])
+    ordered = [np.argsort(-lists.teacher[i], kind="stable") for i in keep]
+    teacher = Hits([[lists.candidates[i][j] for j in o] for i, o in zip(keep, ordered)],
+                   [[float(lists.teacher[i][j]) for j in o] for i, o in zip(keep, ordered)])
+    return {"questions": len(ids), "first_stage": rank_metrics(first, ids, qrels, [10])["ndcg@10"],
+            "teacher": rank_metrics(teacher, ids, qrels, [10])["ndcg@10"]}
 
 
 def choose_average(

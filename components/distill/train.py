@@ -17,7 +17,7 @@ from components import encoders, storage
 from components.config import Config
 from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
-from components.distill.dev import choose_average, document_groups
+from components.distill.dev import choose_average, dev_questions, document_groups, rerank_on_dev
 from components.distill.lists import Lists, frozen_rows, teacher_first, text_rows
 from components.errors import ConfigError
 from components.index import FaissIndex
@@ -26,7 +26,6 @@ from components.retrieval import DenseRetriever
 from components.run_layout import MODEL_DIR, base_index_uri
 from components.stages.index import index_corpus
 from components.training import LOSSES_FILE, RetrieverStage, train_stage
-from components.weight_averaging import dev_split
 
 
 def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, lists: Lists) -> str:
@@ -42,7 +41,8 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
     groups = document_groups(collection.corpus, {**teacher_first(lists), **lists.dev_targets})
-    dev = dev_split([q for q in lists.question_ids if lists.dev_targets.get(q)], tc.dev_fraction, cfg.seed, groups)
+    dev = dev_questions(collection.corpus, {q: lists.dev_targets[q] for q in lists.question_ids if lists.dev_targets.get(q)},
+                        tc.dev_fraction, cfg.seed)
     dev_groups = {groups[q] for q in dev}
     inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
@@ -58,6 +58,10 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     )
     # Questions without a dev target (scored by the ranker alone) about a dev document stay out too.
     keep = [i for i, q in enumerate(lists.question_ids) if q not in dev and groups.get(q) not in dev_groups]
+    on_dev = rerank_on_dev(lists, dev)
+    if on_dev:
+        print(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
+              f"first stage {on_dev['first_stage']:.4f}, teacher {on_dev['teacher']:.4f}")
     uses_negatives = RETRIEVER_LOSSES[tc.loss].uses_negatives
     if tc.passages == "trained":
         if uses_negatives:
@@ -71,7 +75,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     model = train_stage(
         cfg, stage_name, stage, rows, inputs, finish=functools.partial(chooser, base_index),
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
-        llm_labelled=sum(1 for i in keep if lists.dev_targets.get(lists.question_ids[i])),
+        llm_labelled=sum(1 for i in keep if lists.dev_targets.get(lists.question_ids[i])), teacher_on_dev=on_dev,
     )
     print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model

@@ -73,7 +73,7 @@ def training_summary(cfg: Config) -> dict[str, Any]:
     for name, uri in query_encoders(cfg):
         if storage.stage_is_done(uri):
             manifest = storage.read_json(storage.join(uri, "manifest.json"))
-            out[name] = {"questions": manifest.get("questions"), "llm_labelled": manifest.get("llm_labelled"), "dev": manifest.get("dev")}
+            out[name] = {k: manifest.get(k) for k in ("questions", "llm_labelled", "dev", "teacher_on_dev")}
     return out
 
 

@@ -1,7 +1,7 @@
 """Stage 1: train the cross-encoder ranker on the teacher's permutations (ListMLE by default, Ray Train).
 
 Uses labels whose status is ``complete`` or ``repaired``; ``unusable`` and ``failed`` ones are
-excluded. Writes ``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``),
+excluded, and so are Stage 2's dev questions (the ranker is checked there). Writes ``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``),
 ``losses.jsonl`` and a manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
 so a killed worker resumes from the last one.
 """
@@ -9,6 +9,8 @@ so a killed worker resumes from the last one.
 from __future__ import annotations
 
 from components import storage
+from components.distill.dev import dev_questions
+from components.distill.lists import teacher_top
 from components.labelling import USABLE, NoUsableLabels
 from components.run import Run, stage
 from components.run_layout import MODEL_DIR, ranker_uri
@@ -26,6 +28,8 @@ def train_ranker(run: Run) -> str:
     if not usable:
         counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
         raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
+    held_out = dev_questions(collection.corpus, teacher_top(labels), cfg.train.retriever.dev_fraction, cfg.seed)
+    usable = [r for r in usable if r["question_id"] not in held_out]  # Stage 2's dev questions
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
     rc = cfg.train.ranker
@@ -42,7 +46,7 @@ def train_ranker(run: Run) -> str:
         return storage.join(out, MODEL_DIR)
     model = train_stage(
         cfg, "ranker", RankerStage(rc), rows, inputs,
-        labels_used=len(rows), labels_total=len(labels), teacher=usable[0]["model"],
+        labels_used=len(rows), labels_total=len(labels), labels_held_out=len(held_out), teacher=usable[0]["model"],
     )
-    print(f"ranker: trained on {len(rows)} of {len(labels)} labels → {model}")
+    print(f"ranker: trained on {len(rows)} of {len(labels)} labels ({len(held_out)} held out as Stage 2's dev questions) → {model}")
     return model
