@@ -18,6 +18,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from components.losses.base import DistillationLoss
+
 
 def distill_kl_loss(
     retriever_scores: torch.Tensor,
@@ -36,18 +38,10 @@ def distill_kl_loss(
     return terms.sum(-1).mean()
 
 
-class DistillKLLoss:
+class DistillKLLoss(DistillationLoss):
     """Stage 2's default: KL(ranker ‖ retriever) over each question's candidates."""
 
     name = "kl"
-    uses_negatives = False
-
-    def __init__(self, tau_retriever: float = 1.0, tau_ranker: float = 1.0) -> None:
-        self.tau_retriever, self.tau_ranker = tau_retriever, tau_ranker
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "DistillKLLoss":
-        return cls(settings.tau_retriever, settings.tau_ranker)
 
     def __call__(self, retriever_scores: torch.Tensor, ranker_scores: torch.Tensor, mask: torch.Tensor, *_: Any) -> torch.Tensor:
         return distill_kl_loss(retriever_scores, ranker_scores, self.tau_retriever, self.tau_ranker, mask)

@@ -19,10 +19,12 @@ are pushed below the candidates as a whole, which is what a top-n list says abou
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from components.losses.base import DistillationLoss
 
 
 def distill_kl_negatives_loss(
@@ -48,18 +50,11 @@ def distill_kl_negatives_loss(
     return terms.sum(-1).mean()
 
 
-class DistillKLNegativesLoss:
+class DistillKLNegativesLoss(DistillationLoss):
     """``kl`` with a bank of ``train.retriever.negatives`` corpus passages in the student's softmax."""
 
     name = "kl_negatives"
     uses_negatives = True
-
-    def __init__(self, tau_retriever: float = 1.0, tau_ranker: float = 1.0) -> None:
-        self.tau_retriever, self.tau_ranker = tau_retriever, tau_ranker
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> "DistillKLNegativesLoss":
-        return cls(settings.tau_retriever, settings.tau_ranker)
 
     def __call__(self, retriever_scores: torch.Tensor, ranker_scores: torch.Tensor, mask: torch.Tensor,
                  negative_scores: Optional[torch.Tensor] = None, negative_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
