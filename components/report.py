@@ -43,6 +43,8 @@ def markdown(report: dict[str, Any]) -> str:
     teacher = report.get("teacher")
     if teacher:
         used = f", {teacher['labels_used']} used for training" if "labels_used" in teacher else ""
+        if teacher.get("labels_held_out"):
+            used += f" ({teacher['labels_held_out']} held out as Stage 2's dev questions)"
         source = "LLM-written" if teacher.get("training_questions") == "generated" else "real"
         lines += ["", f"Teacher: {teacher['teacher']} ({teacher['backend']}); {teacher['questions']} {source} training questions "
                   f"labelled: {teacher['complete']} complete, {teacher['repaired']} repaired, {teacher['unusable']} unusable, "

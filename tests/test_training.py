@@ -111,6 +111,10 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, stage2_rows
     assert switch % 32 == 0 and switch > 0  # it took over at an epoch boundary: resumed from a checkpoint
 
 
+def chosen_dev_check(run_dir: Path) -> dict:
+    return json.loads((run_dir / "retriever" / "manifest.json").read_text())["teacher_on_dev"]
+
+
 def _sim(**settings):
     return SimulatorServer(TeacherSimulator(Oracle(DEMO, DEMO.split("train").qrels), SimSettings(**settings)))
 
@@ -133,7 +137,10 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert 2 <= dev < 12 and direct["questions"] == 24 - dev and 1 <= direct["dev"]["documents"] <= dev
         assert 0 < supervised["questions"] <= 24 - supervised["dev"]["questions"]  # only questions with a positive
         assert supervised["dev"]["target"] == "the judged-relevant passages"
-        assert report["teacher"]["teacher"] == "teacher-sim[noise=0]" and report["teacher"]["labels_used"] == 24
+        assert report["teacher"]["teacher"] == "teacher-sim[noise=0]"
+        # Stage 1 leaves Stage 2's dev questions out, and Stage 2 checks the ranker on them
+        assert report["teacher"]["labels_used"] == 24 - dev and report["teacher"]["labels_held_out"] == dev
+        assert chosen_dev_check(tmp_path)["questions"] == dev
         stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
         assert all(s["status"] == "done" for s in stages.values())
         assert (tmp_path / "ranker" / "model" / "config.json").exists()

@@ -107,7 +107,8 @@ def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
            if k in s}
     out.update({k: s[k] for k in ("passes", "mean_agreement") if s.get("passes", 1) > 1})
     if storage.stage_is_done(ranker_uri(cfg)):
-        out["labels_used"] = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))["labels_used"]
+        ranker = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
+        out.update({k: ranker[k] for k in ("labels_used", "labels_held_out") if k in ranker})
     out["training_questions"] = cfg.data.questions
     generated = storage.join(questions_uri(cfg), "summary.json")
     if cfg.data.questions == "generated" and storage.exists(generated):
