@@ -58,7 +58,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     )
     # Questions without a dev target (scored by the ranker alone) about a dev document stay out too.
     keep = [i for i, q in enumerate(lists.question_ids) if q not in dev and groups.get(q) not in dev_groups]
-    on_dev = rerank_on_dev(lists, dev)
+    on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
     if on_dev:
         print(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
               f"first stage {on_dev['first_stage']:.4f}, teacher {on_dev['teacher']:.4f}")
