@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from components.errors import ConfigError
 from components.losses import RANKER_LOSSES, RETRIEVER_LOSSES
@@ -319,6 +319,12 @@ class RetrieverTrainConfig(_Section):
         description="mixing weights α tried for (1-α)·base + α·trained; the best nDCG@10 on the dev questions "
         "(against the teacher's top passage) is kept, ties going to the smaller α",
     )
+
+    @model_validator(mode="after")
+    def _negatives_need_frozen_passages(self) -> "RetrieverTrainConfig":
+        if self.passages == "trained" and RETRIEVER_LOSSES[self.loss].uses_negatives:
+            raise ValueError(f"loss {self.loss!r} needs frozen passage vectors: use passages: frozen, or loss: kl")
+        return self
 
 
 class TrainConfig(_Section):

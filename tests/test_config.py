@@ -72,3 +72,9 @@ def test_shipped_configs_load():
     assert configs, "configs/ should ship at least the local default"
     for path in configs:
         assert isinstance(load_config(path), Config)
+
+
+def test_a_loss_with_corpus_negatives_is_refused_with_a_trained_passage_side():
+    with pytest.raises(ConfigError, match=r"train\.retriever.*needs frozen passage vectors"):
+        load_config(None, ["train.retriever.loss=kl_negatives", "train.retriever.passages=trained"])
+    assert load_config(None, ["train.retriever.loss=kl_negatives"]).train.retriever.loss == "kl_negatives"

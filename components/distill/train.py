@@ -19,7 +19,6 @@ from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
 from components.distill.dev import choose_average, dev_questions, document_groups, rerank_on_dev
 from components.distill.lists import Lists, frozen_rows, teacher_first, text_rows
-from components.errors import ConfigError
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
 from components.retrieval import DenseRetriever
@@ -54,7 +53,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     text_of = dict(zip(lists.question_ids, lists.questions))
     chooser = functools.partial(
         choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
-        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({groups[q] for q in dev_ids}),
+        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len(dev_groups),
     )
     # Questions without a dev target (scored by the ranker alone) about a dev document stay out too.
     keep = [i for i, q in enumerate(lists.question_ids) if q not in dev and groups.get(q) not in dev_groups]
@@ -62,13 +61,10 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     if on_dev:
         print(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
               f"first stage {on_dev['first_stage']:.4f}, teacher {on_dev['teacher']:.4f}")
-    uses_negatives = RETRIEVER_LOSSES[tc.loss].uses_negatives
-    if tc.passages == "trained":
-        if uses_negatives:
-            raise ConfigError(f"train.retriever.loss {tc.loss!r} needs frozen passage vectors; use passages: frozen or loss: kl")
+    if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
     stage = RetrieverStage.from_config(cfg)
-    bank = negative_bank(collection.corpus.ids, tc.negatives, cfg.seed) if uses_negatives else None
+    bank = negative_bank(collection.corpus.ids, tc.negatives, cfg.seed) if RETRIEVER_LOSSES[tc.loss].uses_negatives else None
     if bank is not None:
         stage.negatives = base_index.vectors(bank)
     rows = frozen_rows(base_index, *lists.subset(keep), bank=bank)
