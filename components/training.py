@@ -27,6 +27,7 @@ import numpy as np
 from components import storage
 from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
 from components.embedding import cluster_has_gpu
+from components.encoders import set_max_seq_length
 from components.run import init_ray
 from components.run_layout import MODEL_DIR
 
@@ -118,6 +119,7 @@ class RetrieverStage:
                  negatives: Optional[np.ndarray] = None) -> None:
         self.settings, self.model, self.passage_max_seq_length = settings, model, passage_max_seq_length
         self.negatives = negatives  # (m, dim) frozen passage vectors; rows then carry ``negative_index``
+        self.bank: Any = None  # the negatives as a tensor, made once per worker
 
     @classmethod
     def from_config(cls, cfg: Config, model: Optional[str] = None) -> "RetrieverStage":
@@ -138,8 +140,6 @@ class RetrieverStage:
 
     def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:
         import torch.nn.functional as F
-
-        from components.encoders import set_max_seq_length
 
         set_max_seq_length(self.module, max_seq_length)  # read by tokenize
         features = {k: v.to(device) for k, v in self.module.tokenize(texts).items() if hasattr(v, "to")}
@@ -163,7 +163,7 @@ class RetrieverStage:
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
         if self.negatives is None:
             return self.objective(scores, ranker, mask)
-        if getattr(self, "bank", None) is None:  # once per worker: the vectors arrive read-only
+        if self.bank is None:  # the vectors arrive read-only
             self.bank = torch.tensor(np.array(self.negatives), device=device, dtype=queries.dtype)
         bank = self.bank
         negative_scores = queries @ bank.T
@@ -174,8 +174,6 @@ class RetrieverStage:
         return self.objective(scores, ranker, mask, negative_scores, negative_mask)
 
     def save(self, model: Any, path: str) -> None:
-        from components.encoders import set_max_seq_length
-
         set_max_seq_length(model, self.passage_max_seq_length)  # what the saved encoder indexes with
         model.save(path)
 

@@ -1,8 +1,9 @@
 """Stage 1: train the cross-encoder ranker on the teacher's permutations (ListMLE by default, Ray Train).
 
 Uses labels whose status is ``complete`` or ``repaired``; ``unusable`` and ``failed`` ones are
-excluded, and so are Stage 2's dev questions (the ranker is checked there). Writes ``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``),
-``losses.jsonl`` and a manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
+excluded, and so are Stage 2's dev questions (the ranker is checked there). Writes
+``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``), ``losses.jsonl`` and a
+manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
 so a killed worker resumes from the last one.
 """
 
