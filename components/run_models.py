@@ -30,14 +30,6 @@ def load_base(cfg: Config, corpus: Corpus) -> DenseRetriever:
     return DenseRetriever(dense_name(cfg.encoder.model), encoders.load_encoder(cfg.encoder), cfg.encoder, index)
 
 
-def has_ranker(cfg: Config) -> bool:
-    return storage.stage_is_done(ranker_uri(cfg))
-
-
-def has_distilled(cfg: Config) -> bool:
-    return storage.stage_is_done(retriever_uri(cfg))
-
-
 def load_distilled(
     cfg: Config, base: DenseRetriever, scratch: str, name: str = "distilled", uri: str | None = None
 ) -> DenseRetriever:

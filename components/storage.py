@@ -131,6 +131,13 @@ def stage_is_done(dir_uri: str) -> bool:
     return exists(join(dir_uri, "manifest.json"))
 
 
+def stage_digest(dir_uri: str) -> str | None:
+    """A finished stage's identity: the hash of the inputs its manifest records (None if not
+    finished). A later stage records it, so a retrained upstream makes it visibly out of date."""
+    manifest = join(dir_uri, "manifest.json")
+    return content_hash(read_json(manifest).get("inputs")) if exists(manifest) else None
+
+
 def mark_stage_done(dir_uri: str, inputs: dict[str, Any], **details: Any) -> None:
     """Written last, after every output of the stage: its presence means the outputs are whole."""
     write_json(join(dir_uri, "manifest.json"), {"inputs": json.loads(json.dumps(inputs, default=str)), **details})

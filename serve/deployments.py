@@ -28,6 +28,8 @@ from ray.serve.handle import DeploymentHandle
 from components import run_models
 from components.config import Config, EndpointConfig
 from components.corpus import load_corpus
+from components.run import Run
+from components.stages import lineage
 from components.errors import ConfigError, IdistillError
 from components.llm.chat import chat_backend
 from components.llm.generator import Generator as GeneratorClient
@@ -43,15 +45,19 @@ class Retriever:
         self.texts = dict(zip(corpus.ids, corpus.passages()))
         self.scratch = tempfile.mkdtemp(prefix="idistill-serve-")
         base = run_models.load_base(cfg, corpus)
-        choice = cfg.serve.retriever
-        if choice == "distilled" and not run_models.has_distilled(cfg):
-            raise ConfigError(f"serve.retriever is 'distilled' but {cfg.run_dir} has no distilled retriever")
-        use_distilled = choice == "distilled" or (choice == "auto" and run_models.has_distilled(cfg))
+        choice, run = cfg.serve.retriever, Run(cfg)
+        problem = lineage.query_encoder_problem(run, "retriever") if choice != "base" else None
+        if choice == "distilled" and problem:
+            raise ConfigError(f"serve.retriever is 'distilled' but {cfg.run_dir}'s distilled retriever cannot be served: {problem}")
+        if choice == "auto" and problem:
+            print(f"serve: the base retriever, since the distilled one is unusable: {problem}")
+        use_distilled = choice == "distilled" or (choice == "auto" and problem is None)
         self.dense = run_models.load_distilled(cfg, base, self.scratch) if use_distilled else base
         self.reranker = None
         if cfg.serve.rerank:
-            if not run_models.has_ranker(cfg):
-                raise ConfigError(f"serve.rerank is on but {cfg.run_dir} has no trained ranker")
+            problem = lineage.ranker_problem(run)
+            if problem:
+                raise ConfigError(f"serve.rerank is on but {cfg.run_dir}'s ranker cannot be served: {problem}")
             self.reranker = run_models.load_rerank(cfg, self.dense, self.texts.__getitem__, cfg.serve.rerank_depth, self.scratch)
         self.name = self.reranker.name if self.reranker else self.dense.name
         self._search_batch.set_max_batch_size(cfg.serve.max_batch_size)

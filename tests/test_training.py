@@ -163,6 +163,21 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         run_pipeline(Run(cfg))  # a rerun trains nothing and calls nobody
         assert sim.sim.stats["answered"] == paid
         assert (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns == model_time
+    # Rerun with a teacher whose labels are all unusable: the old models stay on disk but are not
+    # evaluated or served as this run's, and the report says why.
+    with _sim(malformed_rate=1.0, model="teacher-sim-broken") as broken:
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{broken.base_url}'}}]", *SMALL,
+                                 "train.ablations=[direct, supervised]"])
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
+    assert set(report["retrievers"]) == {"bm25", "base-minilm", "supervised (gold qrels)"}  # gold needs no teacher
+    assert report["skipped"]["ranker"].startswith("out of date: the labels it was trained on are gone (no usable teacher labels")
+    assert report["skipped"]["distilled"].startswith("out of date: its ranker is not current")
+    assert report["skipped"]["direct (no ranker)"].startswith("out of date: trained on other lists")
+    assert "ranker-rerank" not in (tmp_path / "report" / "report.md").read_text()
+    from serve.deployments import Retriever
+
+    served = Retriever.func_or_class(cfg.model_dump(mode="json"))
+    assert served.name == "base-minilm"  # serve.retriever: auto falls back to the base, saying why
 
 
 def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster, tmp_path):
@@ -170,7 +185,9 @@ def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster,
         cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL])
         report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
     assert set(report["retrievers"]) == {"bm25", "base-minilm"}
-    assert report["skipped"] == {"ranker": "no trained ranker in this run", "distilled": "no distilled retriever in this run"}
+    assert set(report["skipped"]) == {"ranker", "distilled"}
+    assert report["skipped"]["ranker"].startswith("no trained ranker in this run: no usable teacher labels among 24")
+    assert report["skipped"]["distilled"].startswith("no distilled retriever in this run: no usable teacher labels")
     stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
     assert stages["ranker"]["status"] == stages["retriever"]["status"] == "skipped"
     assert "no usable teacher labels" in stages["ranker"]["reason"]

@@ -13,19 +13,19 @@ from typing import Any, Optional, Sequence
 from components import metrics, report, run_models, storage
 from components.bm25 import BM25Retriever
 from components.config import Config
-from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels, Questions
+from components.corpus import TEST_SAMPLE_SEED, Qrels, Questions
 from components.errors import DataError
 from components.retrieval import Retriever, search_all
 from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri, retriever_uri
 from components.versions import versions
 from components.run import Run
+from components.stages import lineage
 
 
-def make_retrievers(
-    cfg: Config, collection: Collection, scratch: str, kinds: Optional[Sequence[str]] = None
-) -> tuple[list[Retriever], dict[str, str]]:
-    """The retrievers of ``kinds`` (default ``eval.retrievers``) whose artifacts exist, and a note
-    for each one skipped."""
+def make_retrievers(run: Run, scratch: str, kinds: Optional[Sequence[str]] = None) -> tuple[list[Retriever], dict[str, str]]:
+    """The retrievers of ``kinds`` (default ``eval.retrievers``) whose models are this run's
+    current ones (``lineage``), and for each one left out the reason."""
+    cfg, collection = run.cfg, run.collection
     kinds = cfg.eval.retrievers if kinds is None else kinds
     out: list[Retriever] = []
     skipped: dict[str, str] = {}
@@ -37,31 +37,30 @@ def make_retrievers(
         elif kind == "base":
             out.append(base)
         elif kind == "ranker":
-            if not run_models.has_ranker(cfg):
-                skipped[kind] = "no trained ranker in this run"
+            problem = lineage.ranker_problem(run)
+            if problem:
+                skipped[kind] = problem
                 continue
             out.append(run_models.load_rerank(cfg, base, passages.__getitem__, cfg.labels.num_candidates, scratch))
-        else:
-            if not run_models.has_distilled(cfg):
-                skipped[kind] = "no distilled retriever in this run"
-                continue
-            out.append(run_models.load_distilled(cfg, base, scratch))
-    for name, uri in query_encoders(cfg)[1:]:
-        if not storage.stage_is_done(uri):
-            skipped[name] = f"not trained: no model at {uri}"
+    encoders_wanted = query_encoders(cfg) if "distilled" in kinds else query_encoders(cfg)[1:]
+    for name, uri, stage_name in encoders_wanted:
+        problem = lineage.query_encoder_problem(run, stage_name) if stage_name else (
+            None if storage.stage_is_done(uri) else f"not trained: no model at {uri}")
+        if problem:
+            skipped[name] = problem
             continue
         base = base or run_models.load_base(cfg, collection.corpus)
         out.append(run_models.load_distilled(cfg, base, scratch, name=name, uri=uri))
     return out, skipped
 
 
-def query_encoders(cfg: Config) -> list[tuple[str, str]]:
-    """Report name and stage URI of each trained query encoder over the base index: this run's
-    distilled one, its ablations, then other runs' distilled ones."""
-    out = [("distilled", retriever_uri(cfg))]
-    out += [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a))
+def query_encoders(cfg: Config) -> list[tuple[str, str, Optional[str]]]:
+    """Report name, stage URI and (for this run's own) stage name of each trained query encoder
+    over the base index: this run's distilled one, its ablations, then other runs' distilled ones."""
+    out: list[tuple[str, str, Optional[str]]] = [("distilled", retriever_uri(cfg), "retriever")]
+    out += [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a), f"retriever-{a}")
             for a in cfg.train.ablations]
-    out += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})))
+    out += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})), None)
             for name, run_dir in cfg.eval.other_runs.items()]
     return out
 
@@ -70,7 +69,7 @@ def training_summary(cfg: Config) -> dict[str, Any]:
     """Per trained query encoder: its training questions (how many of them the LLM labelled) and
     the dev-chosen weight average."""
     out = {}
-    for name, uri in query_encoders(cfg):
+    for name, uri, _ in query_encoders(cfg):
         if storage.stage_is_done(uri):
             manifest = storage.read_json(storage.join(uri, "manifest.json"))
             out[name] = {k: manifest.get(k) for k in ("questions", "llm_labelled", "dev", "teacher_on_dev")}
@@ -97,8 +96,8 @@ def compare_to(base: dict[str, list[float]], other: dict[str, list[float]], seed
     return {m: metrics.paired_bootstrap([o - b for o, b in zip(other[m], base[m])], seed=seed) for m in base}
 
 
-def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
-    """Who labelled the training questions, and how many labels training used."""
+def teacher_summary(cfg: Config, with_ranker: bool = True) -> Optional[dict[str, Any]]:
+    """Who labelled the training questions, and how many labels the (current) ranker used."""
     summary_uri = storage.join(labels_uri(cfg), "summary.json")
     if not storage.exists(summary_uri):
         return None
@@ -106,7 +105,7 @@ def teacher_summary(cfg: Config) -> Optional[dict[str, Any]]:
     out = {k: s[k] for k in ("teacher", "backend", "questions", "complete", "repaired", "unusable", "failed", "calls_sent")
            if k in s}
     out.update({k: s[k] for k in ("passes", "mean_agreement") if s.get("passes", 1) > 1})
-    if storage.stage_is_done(ranker_uri(cfg)):
+    if with_ranker and storage.stage_is_done(ranker_uri(cfg)):
         ranker = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
         out.update({k: ranker[k] for k in ("labels_used", "labels_held_out") if k in ranker})
     out["training_questions"] = cfg.data.questions
@@ -126,7 +125,7 @@ def evaluate(run: Run) -> str:
     with_answers = questions.answers is not None
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     with tempfile.TemporaryDirectory() as scratch:
-        retrievers, skipped = make_retrievers(cfg, collection, scratch)
+        retrievers, skipped = make_retrievers(run, scratch)
         evaluated = {r.name: evaluate_retriever(r, passages, questions, split.qrels, cfg) for r in retrievers}
     results = {name: result for name, (result, _) in evaluated.items()}
     base_name = run_models.dense_name(cfg.encoder.model)
@@ -146,8 +145,8 @@ def evaluate(run: Run) -> str:
         "accuracy_definition": "DPR answer match in top k" if with_answers else "success@k (a judged-relevant document in top k)",
         "retrievers": results,
         "skipped": skipped,
-        "teacher": teacher_summary(cfg),
-        "query_encoders": training_summary(cfg),
+        "teacher": teacher_summary(cfg, with_ranker="ranker" not in skipped),
+        "query_encoders": {k: v for k, v in training_summary(cfg).items() if k not in skipped},
         "validation": collection.validation.counts,
         "config": cfg.model_dump(mode="json"),
         "versions": versions(),

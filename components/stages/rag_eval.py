@@ -17,8 +17,7 @@ import time
 from typing import Any
 
 from components import call_cache, qa_metrics, report, storage
-from components.config import Config
-from components.corpus import TEST_SAMPLE_SEED, Collection, Qrels
+from components.corpus import TEST_SAMPLE_SEED, Qrels
 from components.errors import DataError
 from components.llm.answers import parse_answer
 from components.llm.chat import chat_backend
@@ -30,13 +29,14 @@ from components.stages.evaluation import evaluate, make_retrievers
 
 
 def contexts(
-    cfg: Config, collection: Collection, qrels: Qrels, question_ids: list[str], texts: list[str]
+    run: Run, qrels: Qrels, question_ids: list[str], texts: list[str]
 ) -> tuple[dict[str, list[list[str]]], dict[str, str]]:
     """Per system (``base-minilm k=5``, ``closed-book``, ``oracle``...): the passage ids given with each
     question; and a note for each retriever skipped."""
+    cfg = run.cfg
     systems: dict[str, list[list[str]]] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        retrievers, skipped = make_retrievers(cfg, collection, scratch, cfg.rag.retrievers)
+        retrievers, skipped = make_retrievers(run, scratch, cfg.rag.retrievers)
         for r in retrievers:
             hits = search_all(r, texts, max(cfg.rag.ks), cfg.eval.batch_size)
             for k in cfg.rag.ks:
@@ -61,7 +61,7 @@ def rag_eval(run: Run) -> str:
         raise DataError(f"{collection.path}: no test question of split {cfg.data.test_split!r} has an answer string")
     qids, texts, golds = questions.ids, questions.texts, [list(a) for a in questions.answers]
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    systems, skipped = contexts(cfg, collection, split.qrels, qids, texts)
+    systems, skipped = contexts(run, split.qrels, qids, texts)
 
     calls = {
         (name, i): call_cache.Call(qid, generation_messages(cfg.generator, q, [passages[d] for d in ids[i]]), cfg.generator.max_tokens)

@@ -9,6 +9,8 @@ so a killed worker resumes from the last one.
 
 from __future__ import annotations
 
+from typing import Any
+
 from components import storage
 from components.distill.dev import dev_questions
 from components.distill.lists import teacher_top
@@ -20,17 +22,28 @@ from components.stages.labels import label
 from components.training import RankerStage, train_stage
 
 
+def ranker_inputs(run: Run, labels: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]], set[str]]:
+    """What the ranker is trained from, as recorded in its manifest: the usable labels outside
+    Stage 2's dev questions and ``train.ranker``; also those labels and the held-out questions.
+    Cheap (no model, no LLM), so evaluation and serving can check a trained ranker is current."""
+    cfg = run.cfg
+    usable = [r for r in labels if r["status"] in USABLE]
+    if not usable:
+        counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
+        raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
+    held_out = dev_questions(run.collection.corpus, teacher_top(labels), cfg.train.retriever.dev_fraction, cfg.seed)
+    usable = [r for r in usable if r["question_id"] not in held_out]  # Stage 2's dev questions
+    inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
+              "train": cfg.train.ranker.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+    return inputs, usable, held_out
+
+
 @stage
 def train_ranker(run: Run) -> str:
     """Label if needed, then train the ranker; return the URI of the saved model."""
     cfg, collection = run.cfg, run.collection
     labels = storage.read_parquet(label(run)).to_pylist()
-    usable = [r for r in labels if r["status"] in USABLE]
-    if not usable:
-        counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
-        raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
-    held_out = dev_questions(collection.corpus, teacher_top(labels), cfg.train.retriever.dev_fraction, cfg.seed)
-    usable = [r for r in usable if r["question_id"] not in held_out]  # Stage 2's dev questions
+    inputs, usable, held_out = ranker_inputs(run, labels)
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
     rc = cfg.train.ranker
@@ -39,8 +52,6 @@ def train_ranker(run: Run) -> str:
         cosine = {q: dict(zip(ids, s)) for q, ids, s in zip(cands["question_id"], cands["candidate_ids"], cands["scores"])}
         for row, r in zip(rows, usable):
             row["prior"] = [float(cosine[r["question_id"]][d]) for d in r["ranked_ids"]]
-    inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
-              "train": rc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = ranker_uri(cfg)
     if storage.stage_is_current(out, inputs):
         print(f"ranker: up to date at {out}, skipping")

@@ -24,6 +24,7 @@ from components.distill.train import train_query_encoder
 from components.errors import ConfigError, DataError
 from components.labelling import NoUsableLabels
 from components.run import Run, stage
+from components.run_layout import ranker_uri
 from components.stages.candidates import build_candidates
 from components.stages.labels import label
 from components.stages.questions import generate_questions
@@ -43,7 +44,8 @@ def train_retriever(run: Run) -> str:
     labels = storage.read_parquet(label(run)).to_pylist()
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
-        storage.content_hash([s.tolist() for s in scores]), teacher_top(labels), TEACHER_TOP, rescore,
+        {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
+        teacher_top(labels), TEACHER_TOP, rescore,
     ))
 
 
