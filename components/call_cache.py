@@ -1,7 +1,7 @@
 """Paid LLM calls, cached: send only the requests whose reply is not stored yet, and store each
-reply the moment its batch returns, in the process that received it (a Ray Data actor), so a
-driver killed mid-run loses only the requests still on the wire, not replies queued on their way
-back to it.
+reply the moment it arrives, in the process that received it (a Ray Data actor), so a driver
+killed mid-run loses only the requests still on the wire, not replies queued on their way back
+to it.
 
 Shared by the labelling rounds and the RAG evaluation. A reply is keyed by (question id, prompt
 hash, model), so a rerun, or a restart after a kill, pays for no call that already completed;
@@ -18,6 +18,7 @@ from components.llm import prompts
 from components.shard_store import ShardStore
 
 KEY_COLUMNS = ("question_id", "prompt_hash", "model")
+RECORD_COLUMNS = ("text", "ok", "error", "tokens_in", "tokens_out", "latency_s", "attempts")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,12 @@ class ReplyWriter:
     def __call__(self, records: list[dict[str, Any]]) -> None:
         self.store.append(self.rows(records))
 
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """This model's successful replies in the store, by request id, as result records: an
+        actor answers a retried request from here instead of paying for it again."""
+        return {f"{q}:{h}": {"request_id": f"{q}:{h}", **{k: r[k] for k in RECORD_COLUMNS}}
+                for (q, h, m), r in cached_replies(self.store).items() if m == self.model}
+
 
 # send(requests, persist): yields result batches (DataFrames) after ``persist`` has stored each.
 Send = Callable[[list[dict[str, Any]], ReplyWriter], Iterable[Any]]
@@ -69,6 +76,7 @@ class Sent:
     sent: int
     cached: int
     failed: dict[str, str]  # request id → error of the calls that never succeeded
+    timeouts: int = 0  # attempts that timed out (billed by some providers, answered by none)
 
 
 def complete(
@@ -84,16 +92,18 @@ def complete(
         if (c.question_id, c.prompt_hash, model) not in cache
     ]
     failed: dict[str, str] = {}
+    timeouts = 0
     writer = ReplyWriter(store, model, dict(extra or {}))
     if requests:
         for batch in send(requests, writer):
             records = batch.to_dict("records")
             for rec, row in zip(records, writer.rows(records)):
+                timeouts += row["timeouts"]
                 if row["ok"]:
                     cache[(row["question_id"], row["prompt_hash"], model)] = row
                 else:
                     failed[rec["request_id"]] = row["error"] or "call failed"
-    return Sent(sent=len(requests), cached=len(by_id) - len(requests), failed=failed)
+    return Sent(sent=len(requests), cached=len(by_id) - len(requests), failed=failed, timeouts=timeouts)
 
 
 def _row(rec: dict[str, Any], model: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -110,4 +120,5 @@ def _row(rec: dict[str, Any], model: str, extra: dict[str, Any]) -> dict[str, An
         "tokens_out": int(rec["tokens_out"]),
         "latency_s": float(rec["latency_s"]),
         "attempts": int(rec["attempts"]),
+        "timeouts": int(rec.get("timeouts", 0)),
     }

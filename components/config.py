@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FieldSerializationInfo, ValidationError, field_serializer,
+                      field_validator, model_validator)
 
 from components.errors import ConfigError
 from components.losses import RANKER_LOSSES, RETRIEVER_LOSSES
+from components.urls import redact_url
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -107,6 +109,11 @@ class EndpointConfig(_Section):
     max_concurrency: int = Field(16, ge=1)
     extra_body: dict[str, Any] = Field(default_factory=dict, description="extra JSON fields per request")
 
+    @field_serializer("base_url")
+    def _shown_url(self, url: str, info: FieldSerializationInfo) -> str:
+        """Credentials in the address stay out of manifests and reports (``Config.public_dump``)."""
+        return redact_url(url) if (info.context or {}).get("redact") else url
+
 
 class VLLMConfig(_Section):
     """The vLLM engine inside Ray Data (GPU workers)."""
@@ -146,6 +153,12 @@ class ChatClientConfig(_Section):
     actors: int = Field(4, ge=1, description="Ray Data actors sending requests")
     actor_cpus: float = Field(0.25, gt=0, description="CPUs reserved per actor (they mostly wait on the network)")
     batch_size: int = Field(8, ge=1, description="requests one actor sends concurrently")
+    max_retry_after_s: float = Field(60, ge=0, description="longest Retry-After honoured; longer or endless asks wait this long")
+    cooldown_after_failures: int = Field(3, ge=1, description="failed attempts in a row that rest an endpoint")
+    cooldown_s: float = Field(30, ge=0, description="how long a failing endpoint gets no requests (while others can take them)")
+    model_id: Optional[str] = Field(
+        None, description="the name replies are stored and cached under; default: the served model names, so a pool "
+        "change re-pays nothing while the model stays the same. Set it to keep the cache across a model rename")
     local: LocalLLMConfig = Field(default_factory=LocalLLMConfig)
 
     def client_settings(self) -> "ChatClientConfig":
@@ -361,6 +374,10 @@ class Config(_Section):
 
     run_dir: str = "runs/demo"
     seed: int = 0
+
+    def public_dump(self) -> dict[str, Any]:
+        """The config as manifests, reports and logs show it: endpoint credentials masked."""
+        return self.model_dump(mode="json", context={"redact": True})
     data: DataConfig = Field(default_factory=DataConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
@@ -434,8 +451,3 @@ def load_config(
         return Config.model_validate(tree)
     except ValidationError as e:
         raise ConfigError(_format_validation_error(e, source)) from None
-
-
-def dump_config(cfg: Config) -> str:
-    """YAML text of a config, every default spelled out (stored in run manifests)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

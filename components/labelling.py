@@ -90,6 +90,7 @@ class RunStats:
     sent: int = 0
     cached: int = 0
     failed_calls: int = 0
+    timed_out_attempts: int = 0
     seconds: float = 0.0
 
 
@@ -115,6 +116,7 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
         stats.sent += sent.sent
         stats.cached += sent.cached
         stats.failed_calls += len(sent.failed)
+        stats.timed_out_attempts += sent.timeouts
         for t, _, call in calls.values():
             if call.request_id in sent.failed:
                 t.error = t.error or sent.failed[call.request_id]
@@ -183,6 +185,7 @@ def summarize(rows: list[dict[str, Any]], stats: RunStats) -> dict[str, Any]:
         "calls_sent": stats.sent,
         "calls_cached": stats.cached,
         "failed_calls": stats.failed_calls,
+        "timed_out_attempts": stats.timed_out_attempts,
         "wall_s": round(stats.seconds, 2),
         "calls_per_s": round(stats.sent / stats.seconds, 3) if stats.seconds > 0 and stats.sent else 0.0,
     }

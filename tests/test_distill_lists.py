@@ -69,11 +69,21 @@ def test_stage2_pool_holds_every_labelled_question_plus_the_extra_ones():
     assert len(training_questions(everything, "stage2")) == len(run.collection.split("train").questions)
 
 
-def test_teacher_first_names_each_questions_top_scored_candidate():
-    from components.distill.lists import Lists, teacher_first
+def test_the_dev_split_holds_out_whole_documents_by_what_each_question_is_about():
+    from components.corpus import Corpus
+    from components.distill.dev import hold_out
 
-    lists = Lists(["q1", "q2"], ["a?", "b?"], [["d1", "d2"], ["d3", "d4"]], [np.array([0.1, 0.9]), np.array([2.0, -1.0])], "h", {}, "")
-    assert teacher_first(lists) == {"q1": {"d2"}, "q2": {"d3"}}
+    corpus = Corpus([f"d{i}" for i in range(8)], ["A", "A", "B", "B", "C", "C", "D", "D"], ["x"] * 8)
+    about = {f"q{i}": {f"d{i}"} for i in range(8)} | {"extra": {"d1"}, "extra2": {"d0"}}
+    labelled = [f"q{i}" for i in range(8)]
+    held = hold_out(corpus, about, labelled, 0.25, seed=0)
+    assert len(held.questions) == 2 and held.questions <= set(labelled)
+    (title,) = held.dev_groups  # one title's two documents: both its questions
+    assert {corpus.titles[int(q[1:])] for q in held.questions} == {title}
+    # Stage 2's extra questions about a dev document are held out too, others are not.
+    assert held.excludes("extra") == held.excludes("extra2") == (title == "A")
+    assert not any(held.excludes(q) for q in labelled if q not in held.questions)
+    assert hold_out(corpus, about, labelled[::-1], 0.25, seed=0) == held  # whatever the order
 
 
 def test_rerank_on_dev_compares_the_teachers_order_with_the_first_stages_on_dev_questions_only():

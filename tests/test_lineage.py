@@ -85,3 +85,17 @@ def test_the_distilled_retriever_follows_its_ranker(tmp_path):
     _train_ranker(retrained)  # the ranker is retrained, Stage 2 is not
     assert lineage.query_encoder_problem(retrained, "retriever") == (
         "out of date: trained from another ranker than the run's current one; rerun the retriever stage")
+
+
+def test_stage1_leaves_out_every_dev_question_whatever_its_label_became(tmp_path):
+    from components.stages.dev import held_out
+
+    run = _run(tmp_path, "labels.max_questions=null")
+    labels = _labels()
+    dev = held_out(run).questions
+    for row in labels[::2]:
+        row["status"] = "failed"  # a dev question's failed label does not move it into training
+    _, usable, held = ranker_inputs(run, labels)
+    assert held == set(dev) and dev and any(r["status"] == "failed" for r in labels if r["question_id"] in dev)
+    assert not {r["question_id"] for r in usable} & dev
+    assert held_out(_run(tmp_path, "labels.max_questions=null")) == held_out(run)  # chosen from the questions, not the labels

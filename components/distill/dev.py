@@ -7,7 +7,8 @@ scored on them, and the best is kept (``weight_averaging``).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -31,11 +32,28 @@ def document_groups(corpus: Corpus, targets: dict[str, set[str]]) -> dict[str, s
     return {q: min(title.get(d, d) for d in docs) for q, docs in targets.items() if docs}
 
 
-def dev_questions(corpus: Corpus, targets: dict[str, set[str]], fraction: float, seed: int) -> set[str]:
-    """The questions held out as Stage 2's dev split (whole documents at a time, see
-    ``weight_averaging.dev_split``) among those with a target. Stage 1 leaves the same ones out,
-    so that the ranker is never checked, nor the weight average chosen, on what it learnt from."""
-    return dev_split([q for q, docs in targets.items() if docs], fraction, seed, document_groups(corpus, targets))
+@dataclass(frozen=True)
+class HeldOut:
+    """Stage 2's dev questions, which Stage 1 and Stage 2 both leave out of training, and the
+    document group every question is about."""
+
+    questions: frozenset[str]
+    groups: dict[str, str]
+    dev_groups: frozenset[str]
+
+    def excludes(self, question_id: str) -> bool:
+        """A dev question, or any other question about a dev question's document."""
+        return question_id in self.questions or self.groups.get(question_id) in self.dev_groups
+
+
+def hold_out(corpus: Corpus, about: dict[str, set[str]], question_ids: Sequence[str], fraction: float, seed: int) -> HeldOut:
+    """Hold out ``fraction`` of ``question_ids`` whole documents at a time (``weight_averaging.dev_split``),
+    grouped by the document each question is about (``about``: its judged-relevant passages, or
+    the source passage an LLM wrote it from). Chosen before any label exists, so a question whose
+    label failed is held out exactly as it would be had it succeeded."""
+    groups = document_groups(corpus, about)
+    dev = dev_split(question_ids, fraction, seed, groups)
+    return HeldOut(frozenset(dev), groups, frozenset(groups[q] for q in dev if q in groups))
 
 
 def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, float]]:

@@ -52,12 +52,6 @@ def teacher_top(labels: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
     return {r["question_id"]: {r["ranked_ids"][0]} for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
 
 
-def teacher_first(lists: Lists) -> dict[str, set[str]]:
-    """Each question's candidate the teacher scores highest: the document a question without an
-    LLM label is taken to be about, so that one about a dev document stays out of training."""
-    return {q: {c[int(np.argmax(t))]} for q, c, t in zip(lists.question_ids, lists.candidates, lists.teacher) if len(c)}
-
-
 def direct_lists(labels: Sequence[Mapping[str, Any]]) -> Optional[Lists]:
     """The ``direct`` ablation: the teacher LLM's permutation itself is the target (score
     ``-position``) on the questions with a usable label; None when there is none."""

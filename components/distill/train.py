@@ -17,8 +17,8 @@ from components import encoders, storage
 from components.config import Config
 from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
-from components.distill.dev import choose_average, dev_questions, document_groups, rerank_on_dev
-from components.distill.lists import Lists, frozen_rows, teacher_first, text_rows
+from components.distill.dev import HeldOut, choose_average, rerank_on_dev
+from components.distill.lists import Lists, frozen_rows, text_rows
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
 from components.retrieval import DenseRetriever
@@ -27,23 +27,21 @@ from components.stages.index import index_corpus
 from components.training import LOSSES_FILE, RetrieverStage, train_stage
 
 
-def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, lists: Lists) -> str:
+def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, lists: Lists, held_out: HeldOut) -> str:
     """Train the retriever on KL(softmax(teacher / tau_r) ‖ softmax(cos / tau_q)) over each
     question's candidates (``kl_negatives``: with a bank of corpus passages in the student's
     softmax); writes ``RUN/<stage_name>``. With the passage side frozen (default) only
     the query encoder learns, against the base index's vectors, which then serve it unchanged;
     with it trained, see ``train_with_refresh``.
 
-    A ``dev_fraction`` of the questions with a dev target is held out of training; the kept model
-    is the weight average with the base encoder that retrieves those targets best.
+    ``held_out`` questions (and others about their documents) stay out of training; the kept
+    model is the weight average with the base encoder that retrieves the held-out questions' dev
+    targets best.
     """
     base_index = FaissIndex.load(base_index_uri(cfg), corpus_hash=collection.corpus.content_hash())
     tc = cfg.train.retriever
-    groups = document_groups(collection.corpus, {**teacher_first(lists), **lists.dev_targets})
-    dev = dev_questions(collection.corpus, {q: lists.dev_targets[q] for q in lists.question_ids if lists.dev_targets.get(q)},
-                        tc.dev_fraction, cfg.seed)
-    dev_groups = {groups[q] for q in dev}
-    inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(dev)),
+    dev = {q for q in lists.question_ids if q in held_out.questions and lists.dev_targets.get(q)}  # the scored ones
+    inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(held_out.questions)),
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
     if storage.stage_is_current(out, inputs):
@@ -53,10 +51,9 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     text_of = dict(zip(lists.question_ids, lists.questions))
     chooser = functools.partial(
         choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
-        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len(dev_groups),
+        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({held_out.groups.get(q, q) for q in dev}),
     )
-    # Questions without a dev target (scored by the ranker alone) about a dev document stay out too.
-    keep = [i for i, q in enumerate(lists.question_ids) if q not in dev and groups.get(q) not in dev_groups]
+    keep = [i for i, q in enumerate(lists.question_ids) if not held_out.excludes(q)]
     on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
     if on_dev:
         print(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "

@@ -18,24 +18,38 @@ they are never logged or written to an artifact.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
+import math
 import os
 import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 
 from components.config import ChatClientConfig, EndpointConfig, LabelConfig
 from components.errors import ConfigError
+from components.urls import endpoint_url, redact_url
 
-Persist = Callable[[list[dict[str, Any]]], None]  # stores one batch of result records (call_cache.ReplyWriter)
+
+
+class Persist(Protocol):
+    """Where replies are stored (``call_cache.ReplyWriter``)."""
+
+    def __call__(self, records: list[dict[str, Any]]) -> None:
+        """Store result records (as one shard)."""
+
+    def stored(self) -> dict[str, dict[str, Any]]:
+        """The successful replies already stored, by request id, as result records."""
+
+
 RETRYABLE = {408, 409, 425, 429, 500, 502, 503, 504}
 # Batches Ray Data hands one actor ahead of time, and how many of them run at once on its event
-# loop. Actors store replies themselves, so a job killed mid-run loses at most
-# actors x BATCHES_RUNNING_PER_ACTOR x batch_size replies that were paid for.
+# loop. Actors store each reply the moment it arrives, so a job killed mid-run loses only the
+# requests still on the wire.
 BATCHES_IN_FLIGHT_PER_ACTOR = 4
 BATCHES_RUNNING_PER_ACTOR = 3
 
@@ -50,6 +64,25 @@ class ChatResult:
     latency_s: float
     attempts: int
     endpoint: str
+    timeouts: int = 0  # attempts that timed out: a provider may bill them although no reply came
+
+
+def retry_after_s(value: Optional[str], cap: float) -> Optional[float]:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP-date), at most
+    ``cap``; None when absent or unreadable. A server asking for ``inf`` or next week gets ``cap``."""
+    if not value:
+        return None
+    try:
+        wait = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        wait = when.timestamp() - time.time()
+    if math.isnan(wait):
+        return None
+    return min(max(wait, 0.0), cap)
 
 
 class _RateLimiter:
@@ -69,6 +102,16 @@ class _RateLimiter:
             await asyncio.sleep(start - now)
 
 
+def auth_headers(endpoint: EndpointConfig) -> dict[str, str]:
+    """The endpoint's bearer token, read from the environment variable it names, at call time."""
+    if not endpoint.api_key_env:
+        return {}
+    key = os.environ.get(endpoint.api_key_env)
+    if not key:
+        raise ConfigError(f"environment variable {endpoint.api_key_env} (API key for {redact_url(endpoint.base_url)}) is not set")
+    return {"Authorization": f"Bearer {key}"}
+
+
 class ChatPool:
     """Sends chat requests to a pool of endpoints, spreading load to the least busy one."""
 
@@ -80,15 +123,8 @@ class ChatPool:
         self.limits = [max(1, e.max_concurrency // parts) for e in endpoints]
         self.qps = [e.max_qps / parts for e in endpoints]
         self.rng = random.Random()
-
-    def _headers(self, endpoint: EndpointConfig) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if endpoint.api_key_env:
-            key = os.environ.get(endpoint.api_key_env)
-            if not key:
-                raise ConfigError(f"environment variable {endpoint.api_key_env} (API key for {endpoint.base_url}) is not set")
-            headers["Authorization"] = f"Bearer {key}"
-        return headers
+        self.failures = [0] * len(endpoints)  # consecutive failed attempts per endpoint
+        self.cool_until = [0.0] * len(endpoints)
 
     def _bind(self) -> None:
         """Caps live on the running event loop: one loop per actor, shared by every batch in flight."""
@@ -99,25 +135,46 @@ class ChatPool:
             self._semaphores = [asyncio.Semaphore(n) for n in self.limits]
             self._limiters = [_RateLimiter(q) for q in self.qps]
 
-    async def run(self, requests: list[tuple[list[dict[str, str]], int]]) -> list[ChatResult]:
-        """Complete ``(messages, max_tokens)`` requests concurrently; results in input order."""
+    async def run(
+        self, requests: list[tuple[list[dict[str, str]], int]], on_result: Optional[Callable[[int, ChatResult], None]] = None
+    ) -> list[ChatResult]:
+        """Complete ``(messages, max_tokens)`` requests concurrently; results in input order.
+        ``on_result(i, result)`` runs (in a thread) as each one finishes, not when the slowest does."""
         import aiohttp
 
         self._bind()
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
         connector = aiohttp.TCPConnector(limit=sum(self.limits))
+
+        async def one(session: Any, i: int, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
+            result = await self._complete(session, messages, max_tokens)
+            if on_result is not None:
+                await asyncio.to_thread(on_result, i, result)
+            return result
+
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-            return list(await asyncio.gather(*(self._complete(session, m, t) for m, t in requests)))
+            return list(await asyncio.gather(*(one(session, i, m, t) for i, (m, t) in enumerate(requests))))
 
     def _pick(self) -> int:
-        """The endpoint with the most free capacity (ties broken at random)."""
-        free = [lim - busy for lim, busy in zip(self.limits, self._in_flight)]
-        best = max(free)
-        return self.rng.choice([i for i, f in enumerate(free) if f == best])
+        """The endpoint with the most free capacity (ties broken at random), leaving out those
+        cooling down after ``cooldown_after_failures`` failed attempts in a row unless all are."""
+        now = time.monotonic()
+        warm = [i for i in range(len(self.endpoints)) if self.cool_until[i] <= now]
+        candidates = warm or [min(range(len(self.endpoints)), key=self.cool_until.__getitem__)]
+        free = {i: self.limits[i] - self._in_flight[i] for i in candidates}
+        best = max(free.values())
+        return self.rng.choice([i for i, f in free.items() if f == best])
+
+    def _outcome(self, i: int, ok: bool) -> None:
+        """Count an endpoint's failures in a row; after enough, rest it for ``cooldown_s``."""
+        self.failures[i] = 0 if ok else self.failures[i] + 1
+        if self.failures[i] >= self.cfg.cooldown_after_failures:
+            self.cool_until[i] = time.monotonic() + self.cfg.cooldown_s
+            self.failures[i] = 0
 
     async def _complete(self, session: Any, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
         started = time.monotonic()
-        error = ""
+        error, timeouts = "", 0
         for attempt in range(1, self.cfg.max_attempts + 1):
             i = self._pick()
             endpoint = self.endpoints[i]
@@ -128,30 +185,36 @@ class ChatPool:
                     status, body, retry_after = await self._post(session, endpoint, messages, max_tokens)
             except ConfigError:
                 raise
-            except Exception as e:  # timeouts, refused connections, broken responses: all retryable
+            except asyncio.TimeoutError:
                 status, body, retry_after = None, None, None
-                error = f"{type(e).__name__}: {e}"[:300]
+                timeouts += 1
+                error = f"timed out after {self.cfg.timeout_s:g} s at {redact_url(endpoint.base_url)}"
+            except Exception as e:  # refused connections, broken responses: retryable
+                status, body, retry_after = None, None, None
+                error = f"{type(e).__name__} at {redact_url(endpoint.base_url)}"
             finally:
                 self._in_flight[i] -= 1
             if status == 200 and body is not None:
                 try:
                     text = body["choices"][0]["message"]["content"] or ""
                     usage = body.get("usage") or {}
+                    self._outcome(i, ok=True)
                     return ChatResult(
                         text=text, ok=True, error="", tokens_in=int(usage.get("prompt_tokens", 0)),
                         tokens_out=int(usage.get("completion_tokens", 0)), latency_s=time.monotonic() - started,
-                        attempts=attempt, endpoint=endpoint.base_url,
+                        attempts=attempt, endpoint=redact_url(endpoint.base_url), timeouts=timeouts,
                     )
                 except (KeyError, IndexError, TypeError, ValueError):
-                    error = f"HTTP 200 without choices[0].message.content from {endpoint.base_url}"
+                    error = f"HTTP 200 without choices[0].message.content from {redact_url(endpoint.base_url)}"
             elif status is not None:
-                error = f"HTTP {status} from {endpoint.base_url}: {str(body)[:200]}"
+                error = f"HTTP {status} from {redact_url(endpoint.base_url)}: {str(body)[:200]}"
                 if status not in RETRYABLE:
                     break  # a bad request will not get better by asking again
+            self._outcome(i, ok=False)
             if attempt < self.cfg.max_attempts:
                 backoff = self.cfg.backoff_s * 2 ** (attempt - 1)
                 await asyncio.sleep(max(retry_after or 0.0, self.rng.uniform(0.5, 1.0) * backoff))
-        return ChatResult("", False, error, 0, 0, time.monotonic() - started, attempt, endpoint.base_url)
+        return ChatResult("", False, error, 0, 0, time.monotonic() - started, attempt, redact_url(endpoint.base_url), timeouts)
 
     async def _post(
         self, session: Any, endpoint: EndpointConfig, messages: list[dict[str, str]], max_tokens: int
@@ -163,18 +226,13 @@ class ChatPool:
             "max_tokens": max_tokens,
             **endpoint.extra_body,
         }
-        url = endpoint.base_url.rstrip("/") + "/chat/completions"
-        async with session.post(url, json=payload, headers=self._headers(endpoint)) as resp:
+        url = endpoint_url(endpoint.base_url, "/chat/completions")
+        async with session.post(url, json=payload, headers={"Content-Type": "application/json", **auth_headers(endpoint)}) as resp:
             try:
                 body: Any = await resp.json(content_type=None)
             except ValueError:
                 body = (await resp.text())[:200]
-            retry_after = resp.headers.get("Retry-After")
-            try:
-                wait = float(retry_after) if retry_after else None
-            except ValueError:
-                wait = None
-            return resp.status, body, wait
+            return resp.status, body, retry_after_s(resp.headers.get("Retry-After"), self.cfg.max_retry_after_s)
 
 
 def _requests(batch: dict[str, Any]) -> list[tuple[list[dict[str, str]], int]]:
@@ -191,6 +249,7 @@ def _columns(batch: dict[str, Any], results: list[ChatResult]) -> dict[str, list
         "tokens_out": [r.tokens_out for r in results],
         "latency_s": [r.latency_s for r in results],
         "attempts": [r.attempts for r in results],
+        "timeouts": [r.timeouts for r in results],
     }
 
 
@@ -206,19 +265,36 @@ def complete_batch(pool: ChatPool, batch: dict[str, Any]) -> dict[str, list[Any]
 
 class _ChatActor:
     """A Ray Data actor holding one slice of the pool's capacity. Several batches run at once on
-    one event loop, so the caps stay busy across batch boundaries instead of idling at each."""
+    one event loop, so the caps stay busy across batch boundaries instead of idling at each. Each
+    reply is stored the moment it arrives (a straggler holds back no batch-mate's paid reply),
+    and a request already stored is answered from the store (a retried Ray task sends it again
+    otherwise)."""
 
     def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int, persist: Persist) -> None:
         self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], ChatClientConfig(**cfg), parts)
         self.persist = persist
+        self.stored = persist.stored()
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[Any]]:
-        results = asyncio.run_coroutine_threadsafe(self.pool.run(_requests(batch)), self.loop).result()
-        columns = _columns(batch, results)
-        self.persist(_records(columns))  # stored here: a reply queued on its way to the driver is never lost
+        ids = [str(r) for r in batch["request_id"]]
+        todo = [i for i, r in enumerate(ids) if r not in self.stored]
+        requests = _requests(batch)
+
+        def store(j: int, result: ChatResult) -> None:
+            self.persist(_records(_columns({"request_id": [ids[todo[j]]]}, [result])))
+
+        sent = asyncio.run_coroutine_threadsafe(self.pool.run([requests[i] for i in todo], store), self.loop).result()
+        results = dict(zip(todo, sent))
+        columns = _columns(batch, [results[i] if i in results else _stored_result(self.stored[r]) for i, r in enumerate(ids)])
+        self.stored.update({r: rec for r, rec in zip(ids, _records(columns)) if rec["ok"]})
         return columns
+
+
+def _stored_result(record: dict[str, Any]) -> ChatResult:
+    return ChatResult(str(record["text"]), True, "", int(record["tokens_in"]), int(record["tokens_out"]),
+                      float(record["latency_s"]), int(record["attempts"]), "stored", 0)
 
 
 def pool_actors(endpoints: list[EndpointConfig], cfg: ChatClientConfig) -> int:

@@ -56,6 +56,7 @@ class SimSettings:
     malformed_rate: float = 0.0
     truncate_rate: float = 0.0
     max_concurrency: int = 0  # 0: unlimited; else requests beyond it get 429
+    retry_after: str = "0.05"  # the Retry-After of those 429s, as sent (seconds, an HTTP-date, or junk such as "inf")
     seed: int = 0
     model: str = "teacher-sim"
     graded: bool = False  # rank every candidate by grade + answer + lexical score (see the module docstring)
@@ -161,7 +162,7 @@ class TeacherSimulator:
         s = self.settings
         if s.max_concurrency and self.in_flight >= s.max_concurrency:
             self.stats["rejected_429"] += 1
-            return web.json_response({"error": {"message": "too many requests"}}, status=429, headers={"Retry-After": "0.05"})
+            return web.json_response({"error": {"message": "too many requests"}}, status=429, headers={"Retry-After": s.retry_after})
         self.in_flight += 1
         try:
             try:
@@ -209,6 +210,8 @@ class TeacherSimulator:
         )
 
     async def models(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "").startswith("Bearer "):
+            self.stats["models_with_bearer_token"] += 1
         return web.json_response({"object": "list", "data": [{"id": self.settings.model_id, "object": "model"}]})
 
     def app(self) -> web.Application:

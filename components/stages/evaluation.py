@@ -148,7 +148,7 @@ def evaluate(run: Run) -> str:
         "teacher": teacher_summary(cfg, with_ranker="ranker" not in skipped),
         "query_encoders": {k: v for k, v in training_summary(cfg).items() if k not in skipped},
         "validation": collection.validation.counts,
-        "config": cfg.model_dump(mode="json"),
+        "config": cfg.public_dump(),
         "versions": versions(),
     }
     path = report.write(storage.join(cfg.run_dir, "report"), rep)

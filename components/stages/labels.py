@@ -44,6 +44,7 @@ def label(run: Run) -> str:
         "labels: {questions} questions — {complete} complete, {repaired} repaired, {unusable} unusable, {failed} failed; "
         "{calls_sent} calls sent ({calls_cached} cached), tokens in/out {tokens_in}/{tokens_out}, "
         "{wall_s} s, {calls_per_s} calls/s".format(**summary)
+        + (f", {summary['timed_out_attempts']} attempts timed out (a provider may bill them)" if summary["timed_out_attempts"] else "")
         + (f"; {summary['passes']} shuffled passes per list, mean agreement (Kendall's τ) {summary['mean_agreement']}"
            if summary["passes"] > 1 else "")
     )

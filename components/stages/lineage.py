@@ -20,7 +20,7 @@ from components.labelling import NoUsableLabels
 from components.run import Run
 from components.run_layout import ablation_uri, base_index_uri, candidates_uri, labels_uri, ranker_uri, retriever_uri
 from components.stages.ranker import ranker_inputs
-from components.stages.retriever import gold_positives
+from components.stages.dev import gold_positives
 
 
 def _json(value: Any) -> Any:

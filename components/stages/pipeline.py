@@ -31,7 +31,7 @@ def write_manifest(cfg: Config, stages: dict[str, Any]) -> None:
     """``RUN/manifest.json``: the config, package versions and each stage's status."""
     storage.write_json(
         storage.join(cfg.run_dir, "manifest.json"),
-        {"config": cfg.model_dump(mode="json"), "versions": versions(), "stages": stages},
+        {"config": cfg.public_dump(), "versions": versions(), "stages": stages},
     )
 
 

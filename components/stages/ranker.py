@@ -12,12 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from components import storage
-from components.distill.dev import dev_questions
-from components.distill.lists import teacher_top
 from components.labelling import USABLE, NoUsableLabels
 from components.run import Run, stage
 from components.run_layout import MODEL_DIR, ranker_uri
 from components.stages.candidates import build_candidates
+from components.stages.dev import held_out
 from components.stages.labels import label
 from components.training import RankerStage, train_stage
 
@@ -31,11 +30,11 @@ def ranker_inputs(run: Run, labels: list[dict[str, Any]]) -> tuple[dict[str, Any
     if not usable:
         counts = {s: sum(r["status"] == s for r in labels) for s in ("unusable", "failed")}
         raise NoUsableLabels(f"no usable teacher labels among {len(labels)} ({counts}); the ranker cannot be trained")
-    held_out = dev_questions(run.collection.corpus, teacher_top(labels), cfg.train.retriever.dev_fraction, cfg.seed)
-    usable = [r for r in usable if r["question_id"] not in held_out]  # Stage 2's dev questions
+    dev = held_out(run).questions
+    usable = [r for r in usable if r["question_id"] not in dev]  # Stage 2's dev questions
     inputs = {"labels": storage.content_hash([(r["question_id"], r["ranked_ids"]) for r in usable]),
               "train": cfg.train.ranker.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
-    return inputs, usable, held_out
+    return inputs, usable, set(dev)
 
 
 @stage
@@ -43,7 +42,7 @@ def train_ranker(run: Run) -> str:
     """Label if needed, then train the ranker; return the URI of the saved model."""
     cfg, collection = run.cfg, run.collection
     labels = storage.read_parquet(label(run)).to_pylist()
-    inputs, usable, held_out = ranker_inputs(run, labels)
+    inputs, usable, dev = ranker_inputs(run, labels)
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rows = [{"question": r["question"], "passages": [passages[d] for d in r["ranked_ids"]]} for r in usable]
     rc = cfg.train.ranker
@@ -58,7 +57,7 @@ def train_ranker(run: Run) -> str:
         return storage.join(out, MODEL_DIR)
     model = train_stage(
         cfg, "ranker", RankerStage(rc), rows, inputs,
-        labels_used=len(rows), labels_total=len(labels), labels_held_out=len(held_out), teacher=usable[0]["model"],
+        labels_used=len(rows), labels_total=len(labels), labels_held_out=len(dev), teacher=usable[0]["model"],
     )
-    print(f"ranker: trained on {len(rows)} of {len(labels)} labels ({len(held_out)} held out as Stage 2's dev questions) → {model}")
+    print(f"ranker: trained on {len(rows)} of {len(labels)} labels ({len(dev)} held out as Stage 2's dev questions) → {model}")
     return model

@@ -27,7 +27,7 @@ from components.run import Run, stage
 from components.run_layout import ranker_uri
 from components.stages.candidates import build_candidates
 from components.stages.labels import label
-from components.stages.questions import generate_questions
+from components.stages.dev import gold_positives, held_out
 from components.stages.ranker import train_ranker
 
 
@@ -46,7 +46,7 @@ def train_retriever(run: Run) -> str:
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
         teacher_top(labels), TEACHER_TOP, rescore,
-    ))
+    ), held_out(run))
 
 
 @stage
@@ -63,14 +63,4 @@ def train_ablation(run: Run, ablation: str) -> str:
             raise DataError("no training question has a judged-relevant passage among its candidates")
     else:
         raise ConfigError(f"unknown ablation {ablation!r}; choose direct or supervised")
-    return train_query_encoder(run.cfg, run.collection, f"retriever-{ablation}", lists)
-
-
-def gold_positives(run: Run) -> dict[str, set[str]]:
-    """Relevant passages per training question: the train qrels, or each generated question's source."""
-    cfg = run.cfg
-    if cfg.data.questions == "generated":
-        table = storage.read_parquet(generate_questions(run)).to_pydict()
-        return {q: {s} for q, s in zip(table["question_id"], table["source_id"])}
-    qrels = run.collection.split(cfg.data.train_split, cfg.data.on_invalid).qrels
-    return {q: {d for d, r in docs.items() if r > 0} for q, docs in qrels.items()}
+    return train_query_encoder(run.cfg, run.collection, f"retriever-{ablation}", lists, held_out(run))

@@ -22,10 +22,15 @@ class ChatBackend(ABC):
     def __init__(self, cfg: ChatClientConfig) -> None:
         self.cfg = cfg
 
-    @abstractmethod
     def model_id(self) -> str:
         """The model name replies are stored under, known before any call is made: cache keys need
-        it, so a fully cached rerun starts neither Ray nor a server."""
+        it, so a fully cached rerun starts neither Ray nor a server. The configured ``model_id``
+        when set (it keeps the cache across a rename), else what the backend serves."""
+        return self.cfg.model_id or self.served_model()
+
+    @abstractmethod
+    def served_model(self) -> str:
+        """The name of the model the backend serves, known without a chat call."""
 
     @contextlib.contextmanager
     def serving(self) -> Iterator[list[EndpointConfig]]:

@@ -14,7 +14,7 @@ from components.llm.local_server import LocalLLMServer
 class LlamaCppServer(EndpointPool):
     name = "llama.cpp"
 
-    def model_id(self) -> str:
+    def served_model(self) -> str:
         return LocalLLMServer.alias(self.cfg.local)
 
     @contextlib.contextmanager

@@ -13,7 +13,7 @@ class VLLMEngines(ChatBackend):
     name = "vllm"
     cfg: LabelConfig
 
-    def model_id(self) -> str:
+    def served_model(self) -> str:
         return self.cfg.vllm.model
 
     def fan_out(self, rows: list[dict[str, Any]], endpoints: list[EndpointConfig], persist: Persist) -> Iterator[Any]:
