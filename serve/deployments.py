@@ -34,6 +34,8 @@ from components.errors import ConfigError, IdistillError
 from components.llm.chat import chat_backend
 from components.llm.generator import Generator as GeneratorClient
 from components.retrieval import Hits
+from components.llm.backends import auth_headers
+from components.urls import endpoint_url
 from serve.api import ApiSettings, make_api
 
 
@@ -113,8 +115,7 @@ class Generator:
         return {"ok": True, "answer": reply.answer, "cited_ids": reply.cited_ids, "model": reply.model}
 
     async def status(self) -> dict[str, Any]:
-        return {"generator": {"endpoints": [e.base_url for e in self.endpoints],
-                              "reachable": await asyncio.to_thread(self._reachable)}}
+        return {"generator": {"backend": self.backend.name, "reachable": await asyncio.to_thread(self._reachable)}}
 
     def _reachable(self) -> bool:
         return any(_answers(e) for e in self.endpoints)
@@ -126,9 +127,10 @@ class Generator:
 
 def _answers(endpoint: EndpointConfig) -> bool:
     try:
-        with urllib.request.urlopen(endpoint.base_url.rstrip("/") + "/models", timeout=2) as r:
+        request = urllib.request.Request(endpoint_url(endpoint.base_url, "/models"), headers=auth_headers(endpoint))
+        with urllib.request.urlopen(request, timeout=2) as r:
             return r.status == 200
-    except OSError:
+    except (OSError, ConfigError):
         return False
 
 

@@ -1,7 +1,7 @@
 """Which chat backend a config section names, and what each answers before any call is made."""
 
 from components.config import EndpointConfig, GeneratorConfig, LabelConfig, RayConfig
-from components.llm.chat import EndpointPool, LlamaCppServer, VLLMEngines, chat_backend
+from components.llm.chat import EndpointPool, LocalServer, VLLMEngines, chat_backend
 from components.llm.local_server import LocalLLMServer
 
 
@@ -13,7 +13,7 @@ def test_each_config_names_its_backend_and_model_without_calling_it():
     assert type(pool) is EndpointPool and pool.model_id() == "a|b"
     assert pool.ready(endpoints) == endpoints  # explicit models: nothing to ask the server
     local = chat_backend(GeneratorConfig())  # no endpoint: the embedded llama.cpp server, for the generator too
-    assert isinstance(local, LlamaCppServer) and local.model_id() == LocalLLMServer.alias(GeneratorConfig().local)
+    assert isinstance(local, LocalServer) and local.model_id() == LocalLLMServer.alias(GeneratorConfig().local)
 
 
 def test_a_sender_that_sends_nothing_starts_neither_the_backend_nor_ray():

@@ -33,3 +33,51 @@ def test_a_broken_serve_config_is_named(tmp_path):
         deployment_options(bad)
     with pytest.raises(ConfigError, match="not found"):
         deployment_options(tmp_path / "missing.yaml")
+
+
+def test_only_the_rag_app_is_reachable_over_http_in_the_cloud_config():
+    tree = yaml.safe_load((SERVE / "serve_config.cloud.yaml").read_text())
+    routed = [app["name"] for app in tree["applications"] if app.get("route_prefix", "/") is not None]
+    assert routed == ["rag"]  # no model server on the public proxy: the generator's vLLM listens on 127.0.0.1 only
+    overrides = " ".join(tree["applications"][0]["args"]["set"])
+    assert "generator.local.engine=vllm" in overrides and "allow_unauthenticated" not in overrides
+
+
+def test_serving_beyond_loopback_needs_a_token_or_an_explicit_no(monkeypatch):
+    from components.config import load_config
+    from serve.app import require_auth
+
+    cfg = load_config(None, [])
+    for host in ("127.0.0.1", "::1", "localhost"):
+        require_auth(cfg, "", host)
+    for host in ("0.0.0.0", "10.0.0.5", None):  # None: a Serve config file binds where the builder cannot see
+        with pytest.raises(ConfigError, match="IDISTILL_API_TOKEN"):
+            require_auth(cfg, "", host)
+        require_auth(cfg, "a-token", host)
+        require_auth(load_config(None, ["serve.allow_unauthenticated=true"]), "", host)
+
+
+def test_a_generator_failure_is_named_without_its_upstream():
+    from serve.api import unavailable
+
+    assert unavailable("timed out after 60 s at http://10.0.0.5:8000/v1") == "generator unavailable: it timed out"
+    assert unavailable("HTTP 500 from http://***@llm/v1: {'secret': 'trace'}") == "generator unavailable: it answered HTTP 500"
+    assert unavailable("ClientConnectorError at http://10.0.0.5/v1") == "generator unavailable: it could not be reached"
+
+
+def test_the_vllm_generator_is_started_on_loopback_with_the_configured_model():
+    import importlib.util
+
+    from components.config import LocalLLMConfig
+    from components.llm.local_server import LocalLLMServer
+
+    with pytest.raises(ConfigError, match="needs local.model_path"):
+        LocalLLMServer(LocalLLMConfig(engine="vllm"))
+    server = LocalLLMServer(LocalLLMConfig(engine="vllm", model_path="Qwen/Qwen2.5-7B-Instruct", n_ctx=8192))
+    assert server.endpoint.model == "qwen2.5-7b-instruct" and server.endpoint.base_url.startswith("http://127.0.0.1:")
+    if importlib.util.find_spec("vllm") is None:
+        with pytest.raises(ConfigError, match=r"pip install -e '.\[gpu\]'"):
+            server.command()
+    else:
+        cmd = server.command()
+        assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--max-model-len") + 1] == "8192"

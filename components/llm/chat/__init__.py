@@ -7,8 +7,8 @@ through ``backend.sender``; the Serve generator answers one request at a time th
 in one file, and one line in ``chat_backend``.
 
 - ``EndpointPool``: OpenAI-compatible endpoints (vLLM servers, an API, Ray Serve LLM, the simulator).
-- ``LlamaCppServer``: llama.cpp's server with SmolLM2 (or any GGUF) on 127.0.0.1 for the block's
-  duration: the embedded default when no endpoint is configured.
+- ``LocalServer``: a server on 127.0.0.1 for the block's duration, llama.cpp with SmolLM2 (or any
+  GGUF; the embedded default when no endpoint is configured) or vLLM on the replica's GPU.
 - ``VLLMEngines``: vLLM engines inside Ray Data on GPU workers (``labels.backend: vllm``).
 """
 
@@ -17,18 +17,18 @@ from __future__ import annotations
 from components.config import ChatClientConfig, LabelConfig
 from components.llm.chat.base import ChatBackend
 from components.llm.chat.endpoint_pool import EndpointPool
-from components.llm.chat.llama_cpp import LlamaCppServer
+from components.llm.chat.local import LocalServer
 from components.llm.chat.vllm_engines import VLLMEngines
 
 
 def chat_backend(cfg: ChatClientConfig) -> ChatBackend:
     """The backend a config section names: vLLM engines (``labels.backend: vllm``), else the
-    configured endpoint pool, else the local llama.cpp server."""
+    configured endpoint pool, else a local server (``local.engine``)."""
     if isinstance(cfg, LabelConfig) and cfg.backend == "vllm":
         return VLLMEngines(cfg)
     if cfg.endpoints:
         return EndpointPool(cfg)
-    return LlamaCppServer(cfg)
+    return LocalServer(cfg)
 
 
-__all__ = ["ChatBackend", "EndpointPool", "LlamaCppServer", "VLLMEngines", "chat_backend"]
+__all__ = ["ChatBackend", "EndpointPool", "LocalServer", "VLLMEngines", "chat_backend"]

