@@ -357,6 +357,9 @@ class TrainConfig(_Section):
         None, ge=1, description="CPUs (and torch threads) per worker; default: the cluster's CPUs split across workers"
     )
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from the last checkpoint")
+    checkpoint_every_steps: Optional[int] = Field(
+        50, ge=1, description="a checkpoint every N steps as well as at each epoch's end, so a preempted job or a "
+        "replaced worker resumes mid-epoch at the next batch (null: epoch ends only)")
     ranker: RankerTrainConfig = Field(default_factory=RankerTrainConfig)
     retriever: RetrieverTrainConfig = Field(default_factory=RetrieverTrainConfig)
     ablations: list[Literal["direct", "supervised"]] = Field(

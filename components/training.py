@@ -28,6 +28,7 @@ from components import storage
 from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
 from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
+from components.errors import DataError
 from components.run import init_ray
 from components.run_layout import MODEL_DIR
 
@@ -64,6 +65,8 @@ class LoopSettings:
     seed: int
     cpus_per_worker: int
     steps_per_epoch: int
+    rows_per_worker: int
+    checkpoint_every: Optional[int] = None  # steps between mid-epoch checkpoints (None: epoch ends only)
     log_every: int = 10
 
 
@@ -191,6 +194,7 @@ class _Training:
     scheduler: Any
     losses: list[dict[str, Any]]
     start_epoch: int = 0
+    start_batch: int = 0  # batches of ``start_epoch`` already trained on (a mid-epoch checkpoint)
 
 
 def _setup(stage: Stage, loop: LoopSettings) -> _Training:
@@ -220,13 +224,14 @@ def _restore(state: _Training) -> None:
     if not checkpoint:
         return
     with checkpoint.as_directory() as d:
-        saved = torch.load(os.path.join(d, STATE_FILE), weights_only=False)
+        saved = torch.load(os.path.join(d, STATE_FILE), weights_only=True)  # tensors and plain values only
         with open(os.path.join(d, LOSSES_FILE)) as f:
             state.losses = [json.loads(line) for line in f]
     _unwrap(state.model).load_state_dict(saved["model"])
     state.optimizer.load_state_dict(saved["optimizer"])
     state.scheduler.load_state_dict(saved["scheduler"])
-    state.start_epoch = saved["epoch"] + 1
+    torch.set_rng_state(saved["rng"])
+    state.start_epoch, state.start_batch = saved["epoch"], saved["batches_done"]
 
 
 def _step(stage: Stage, state: _Training, batch: dict[str, np.ndarray]) -> float:
@@ -241,8 +246,9 @@ def _step(stage: Stage, state: _Training, batch: dict[str, np.ndarray]) -> float
     return float(loss.detach())
 
 
-def _checkpoint(stage: Stage, state: _Training, epoch: int, step: int, rank: int) -> None:
-    """Report the epoch to Ray Train; rank 0 attaches the model, the optimizer state and the losses."""
+def _checkpoint(stage: Stage, state: _Training, epoch: int, batches_done: int, step: int, rank: int) -> None:
+    """Report progress to Ray Train; rank 0 attaches the model, the optimizer, scheduler and RNG
+    state, where in the epoch it is, and the losses, so a resume continues at the next batch."""
     import ray.train
     import torch
 
@@ -252,13 +258,31 @@ def _checkpoint(stage: Stage, state: _Training, epoch: int, step: int, rank: int
         if rank == 0:
             torch.save(
                 {"model": _unwrap(state.model).state_dict(), "optimizer": state.optimizer.state_dict(),
-                 "scheduler": state.scheduler.state_dict(), "epoch": epoch},
+                 "scheduler": state.scheduler.state_dict(), "rng": torch.get_rng_state(),
+                 "epoch": epoch, "batches_done": batches_done},
                 os.path.join(d, STATE_FILE),
             )
             stage.save(_unwrap(state.model), os.path.join(d, MODEL_DIR))
             with open(os.path.join(d, LOSSES_FILE), "w") as f:
                 f.writelines(json.dumps(x) + "\n" for x in state.losses)
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d) if rank == 0 else None)
+
+
+def _shard(loop: LoopSettings, rank: int, world: int) -> list[dict[str, Any]]:
+    """This worker's rows: every ``world``-th row from ``rank``, in the driver's order, as many on
+    every worker (DDP steps together). Taken from the whole dataset, not a streaming split, so the
+    same worker gets the same rows after a restart and a resume can skip exactly what was done."""
+    import ray.train
+
+    rows = sorted(ray.train.get_dataset_shard("train").iter_rows(), key=lambda r: r["_row"])
+    return [r for r in rows if r["_row"] % world == rank][: loop.rows_per_worker]
+
+
+def _batches(rows: list[dict[str, Any]], size: int, seed: int) -> list[dict[str, list[Any]]]:
+    """One epoch's batches, shuffled by ``seed`` (the same order on a rerun), column-wise."""
+    order = np.random.default_rng(seed).permutation(len(rows))
+    chunks = [[rows[i] for i in order[b : b + size]] for b in range(0, len(order), size)]
+    return [{k: [r[k] for r in chunk] for k in chunk[0] if k != "_row"} for chunk in chunks]
 
 
 def epoch_loop(config: dict[str, Any]) -> None:
@@ -269,26 +293,31 @@ def epoch_loop(config: dict[str, Any]) -> None:
     stage: Stage = config["stage"]
     loop: LoopSettings = config["loop"]
     epochs = stage.settings.epochs
-    batch_questions = stage.settings.batch_questions
     total = max(1, loop.steps_per_epoch * epochs)
     state = _setup(stage, loop)
     _restore(state)
-    rank = ray.train.get_context().get_world_rank()
-    shard = ray.train.get_dataset_shard("train")
-    step = state.start_epoch * loop.steps_per_epoch
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    rows = _shard(loop, rank, context.get_world_size())
+    if state.start_batch >= loop.steps_per_epoch:  # the checkpoint closed its epoch
+        state.start_epoch, state.start_batch = state.start_epoch + 1, 0
+    step = state.start_epoch * loop.steps_per_epoch + state.start_batch
     for epoch in range(state.start_epoch, epochs):
         state.model.train()
-        for batch in shard.iter_batches(
-            batch_size=batch_questions, batch_format="numpy",
-            local_shuffle_buffer_size=batch_questions * 8, local_shuffle_seed=loop.seed + epoch,
-        ):
+        batches = _batches(rows, stage.settings.batch_questions, loop.seed + epoch)
+        first = state.start_batch if epoch == state.start_epoch else 0
+        if first:
+            print(f"{loop.name}: resuming epoch {epoch + 1}/{epochs} at batch {first + 1}/{len(batches)}", flush=True)
+        for done, batch in enumerate(batches[first:], start=first + 1):
             loss = _step(stage, state, batch)
             step += 1
             state.losses.append({"epoch": epoch, "step": step, "loss": loss, "pid": os.getpid(), "time": time.time()})
             if rank == 0 and (step % loop.log_every == 0 or step == total):
                 recent = np.mean([x["loss"] for x in state.losses[-10:]])
                 print(f"{loop.name}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
-        _checkpoint(stage, state, epoch, step, rank)
+            if loop.checkpoint_every and step % loop.checkpoint_every == 0 and done < len(batches):
+                _checkpoint(stage, state, epoch, done, step, rank)
+        _checkpoint(stage, state, epoch, len(batches), step, rank)
 
 
 def fit(
@@ -301,6 +330,7 @@ def fit(
     storage_uri: str,
     name: str,
     seed: int = 0,
+    checkpoint_every: Optional[int] = None,
 ) -> Any:
     """Train ``stage`` on ``num_workers`` Ray Train workers over ``rows``; return the final checkpoint.
 
@@ -309,19 +339,24 @@ def fit(
     same ``storage_uri`` and ``name`` after the driver died resumes from the latest checkpoint.
     """
     import ray
-    from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    per_worker = len(rows) // num_workers  # Ray Train splits datasets equally across workers
-    if per_worker == 0:
-        raise ValueError(f"{len(rows)} training rows cannot feed {num_workers} workers")
+    if not rows:
+        raise DataError(f"{name}: no training rows")
+    if len(rows) < num_workers:
+        print(f"{name}: {len(rows)} training rows cannot feed {num_workers} workers; training on {len(rows)}")
+        num_workers = len(rows)
+    per_worker = len(rows) // num_workers  # as many rows on every worker: DDP steps together
     if cpus_per_worker is None:
         cpus_per_worker = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_workers)
-    loop = LoopSettings(name, seed, cpus_per_worker, math.ceil(per_worker / stage.settings.batch_questions))
+    loop = LoopSettings(name, seed, cpus_per_worker, math.ceil(per_worker / stage.settings.batch_questions), per_worker,
+                        checkpoint_every)
     trainer = TorchTrainer(
         epoch_loop,
         train_loop_config={"stage": stage, "loop": loop},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu, resources_per_worker={"CPU": cpus_per_worker}),
+        dataset_config=DataConfig(datasets_to_split=[]),  # each worker takes its rows itself (_shard)
         run_config=RunConfig(
             name=name,
             storage_path=storage.filesystem(storage_uri)[1],
@@ -329,7 +364,7 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=max_failures),
         ),
-        datasets={"train": ray.data.from_items(rows)},
+        datasets={"train": ray.data.from_items([{**r, "_row": i} for i, r in enumerate(rows)])},
     )
     return trainer.fit().checkpoint
 
@@ -361,6 +396,7 @@ def train_stage(
     checkpoint = fit(
         stage, rows, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
         checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}", cfg.seed,
+        t.checkpoint_every_steps,
     )
     out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:

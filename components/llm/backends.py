@@ -139,7 +139,7 @@ class ChatPool:
         self, requests: list[tuple[list[dict[str, str]], int]], on_result: Optional[Callable[[int, ChatResult], None]] = None
     ) -> list[ChatResult]:
         """Complete ``(messages, max_tokens)`` requests concurrently; results in input order.
-        ``on_result(i, result)`` runs (in a thread) as each one finishes, not when the slowest does."""
+        ``on_result(i, result)`` runs as each one finishes, not when the slowest does."""
         import aiohttp
 
         self._bind()
@@ -149,7 +149,7 @@ class ChatPool:
         async def one(session: Any, i: int, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
             result = await self._complete(session, messages, max_tokens)
             if on_result is not None:
-                await asyncio.to_thread(on_result, i, result)
+                on_result(i, result)  # a shard write: brief enough to run on the loop
             return result
 
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
