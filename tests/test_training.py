@@ -132,7 +132,6 @@ def test_a_killed_driver_resumes_stage2_mid_epoch_from_its_step_checkpoint(tmp_p
             first.wait()
         again = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    assert "retriever: resuming epoch" in again.stdout + again.stderr
     losses = [json.loads(line) for line in (tmp_path / "retriever" / "losses.jsonl").read_text().splitlines()]
     assert [x["step"] for x in losses] == list(range(1, len(losses) + 1))  # every step once, none lost
     pids = [x["pid"] for x in losses]
