@@ -50,7 +50,7 @@ def plain_server(run_dir: str, port: int) -> None:
 
     from components import run_models
     from components.corpus import load_corpus
-    from serve.app import run_config
+    from components.run import run_config
 
     cfg = run_config(run_dir)
     corpus = load_corpus(cfg.data.path)
@@ -150,7 +150,8 @@ def main() -> None:
     from components.run import Run
     from components.stages.index import build_index
     from components.stages.pipeline import write_manifest
-    from serve.app import run_config, start
+    from components.run import run_config
+    from serve.app import start
 
     cfg = load_config(overrides=[f"run_dir={args.run_dir}", f"data.path={args.data}"])
     run = Run(cfg)

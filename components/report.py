@@ -14,8 +14,6 @@ _TABLE_METRICS = ("ndcg@10", "mrr@10", "recall@20", "recall@100")
 def markdown(report: dict[str, Any]) -> str:
     """A table per report: one row per retriever, top-k accuracy then rank metrics."""
     retrievers: dict[str, dict[str, Any]] = report["retrievers"]
-    ks = sorted({int(k) for r in retrievers.values() for k in r["top_k_accuracy"]})
-    rank_cols = [m for m in _TABLE_METRICS if any(m in r for r in retrievers.values())]
     data = report["dataset"]
     lines = [
         f"# idistill report — {data['name']}",
@@ -23,19 +21,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"Split `{data['split']}`: {data['questions']} questions over {data['documents']} documents. "
         f"Top-k accuracy is {report['accuracy_definition']}.",
         "",
-        "| retriever | " + " | ".join(f"top-{k}" for k in ks) + "".join(f" | {m}" for m in rank_cols) + " |",
-        "|---|" + "---:|" * (len(ks) + len(rank_cols)),
+        *metric_tables(retrievers),
     ]
-    for name, r in retrievers.items():
-        cells = [f"{r['top_k_accuracy'][str(k)]:.3f}" for k in ks] + [f"{r[m]:.3f}" for m in rank_cols]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     compared = {name: r["vs_base"] for name, r in retrievers.items() if r.get("vs_base")}
     if compared:
-        metrics = [m for m in ("ndcg@10", "top-1", "top-5", "top-20") if all(m in v for v in compared.values())]
-        lines += ["", "Difference from the base retriever on the same questions (mean, paired bootstrap 95% CI):", "",
-                  "| retriever | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
-        for name, vs in compared.items():
-            lines.append(f"| {name} | " + " | ".join(delta_cell(vs[m]) for m in metrics) + " |")
         worse = [n for n, vs in compared.items() if n.startswith("ranker") and vs["ndcg@10"]["ci_high"] < 0]
         if worse:
             lines += ["", f"The Stage 1 ranker ({worse[0]}) re-ranks *below* the base retriever here: Stage 2 learnt "
@@ -78,6 +67,26 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("rag"):
         lines += ["", rag_markdown(report["rag"])]
     return "\n".join(lines) + "\n"
+
+
+def metric_tables(retrievers: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown lines: the metrics, one row per retriever, then each one's paired difference from
+    the base retriever where it has one."""
+    ks = sorted({int(k) for r in retrievers.values() for k in r["top_k_accuracy"]})
+    rank_cols = [m for m in _TABLE_METRICS if any(m in r for r in retrievers.values())]
+    lines = ["| retriever | " + " | ".join(f"top-{k}" for k in ks) + "".join(f" | {m}" for m in rank_cols) + " |",
+             "|---|" + "---:|" * (len(ks) + len(rank_cols))]
+    for name, r in retrievers.items():
+        cells = [f"{r['top_k_accuracy'][str(k)]:.3f}" for k in ks] + [f"{r[m]:.3f}" for m in rank_cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    compared = {name: r["vs_base"] for name, r in retrievers.items() if r.get("vs_base")}
+    if compared:
+        metrics = [m for m in ("ndcg@10", "top-1", "top-5", "top-20") if all(m in v for v in compared.values())]
+        lines += ["", "Difference from the base retriever on the same questions (mean, paired bootstrap 95% CI):", "",
+                  "| retriever | " + " | ".join(f"Δ {m}" for m in metrics) + " |", "|---|" + "---:|" * len(metrics)]
+        for name, vs in compared.items():
+            lines.append(f"| {name} | " + " | ".join(delta_cell(vs[m]) for m in metrics) + " |")
+    return lines
 
 
 def delta_cell(d: dict[str, float]) -> str:

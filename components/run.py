@@ -13,7 +13,8 @@ import functools
 import os
 from typing import Any, Callable, Optional, TypeVar
 
-from components.config import Config, RayConfig
+from components import storage
+from components.config import Config, RayConfig, load_config
 from components.corpus import Collection, load_collection
 
 T = TypeVar("T")
@@ -63,3 +64,11 @@ def init_ray(cfg: RayConfig) -> None:
         ray.init(address=address)
     else:
         ray.init(num_cpus=cfg.num_cpus, object_store_memory=cfg.object_store_memory, include_dashboard=False)
+
+
+def run_config(run_dir: str, config: Optional[str] = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The config a run recorded (or the defaults for a run without a manifest), with
+    ``config`` replacing it and ``overrides`` on top; ``run_dir`` is always the one given."""
+    manifest = storage.join(run_dir, "manifest.json")
+    recorded = storage.read_json(manifest).get("config") if config is None and storage.exists(manifest) else None
+    return load_config(config, [*overrides, f"run_dir={run_dir}"], base=recorded)

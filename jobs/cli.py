@@ -18,6 +18,8 @@ COMMANDS = {
     "train-retriever": "train_retriever",
     "evaluate": "evaluate",
     "rag-eval": "rag_eval",
+    "compare": "compare",
+    "export": "export",
     "serve": "serve",
     "teacher-sim": "teacher_sim",
 }

@@ -17,7 +17,8 @@ from typing import Optional, Sequence
 
 from components.config import Config
 from jobs.common import add_config_arguments, run_guarded
-from serve.app import DEFAULT_SERVE_CONFIG, run_config, start
+from components.run import run_config
+from serve.app import DEFAULT_SERVE_CONFIG, start
 
 
 def _stop(*_: object) -> None:

@@ -21,23 +21,14 @@ from typing import Any, Optional
 import yaml
 from ray.serve import Application
 
-from components import storage
-from components.config import Config, load_config
+from components.config import Config
 from components.errors import ConfigError
-from components.run import init_ray
+from components.run import init_ray, run_config
 from serve.api import token_digest
 from serve.deployments import Generator, RAGIngress, Retriever
 
 DEFAULT_SERVE_CONFIG = Path(__file__).with_name("serve_config.yaml")
 APP_NAME = "rag"
-
-
-def run_config(run_dir: str, config: Optional[str] = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The config a run recorded (or the defaults for a run without a manifest), with
-    ``config`` replacing it and ``overrides`` on top; ``run_dir`` is always the one given."""
-    manifest = storage.join(run_dir, "manifest.json")
-    recorded = storage.read_json(manifest).get("config") if config is None and storage.exists(manifest) else None
-    return load_config(config, [*overrides, f"run_dir={run_dir}"], base=recorded)
 
 
 def deployment_options(serve_config: str | Path = DEFAULT_SERVE_CONFIG, app_name: str = APP_NAME) -> dict[str, dict[str, Any]]:

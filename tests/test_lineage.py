@@ -16,7 +16,7 @@ from components.stages.ranker import ranker_inputs
 DEMO = load_collection("demo")
 
 
-def _labels(status: str = "complete") -> list[dict]:
+def label_rows(status: str = "complete") -> list[dict]:
     split = DEMO.split("train")
     ids = DEMO.corpus.ids
     return [{"question_id": q, "question": t, "ranked_ids": [ids[i % len(ids)], ids[(i + 1) % len(ids)]], "status": status}
@@ -27,41 +27,45 @@ def _run(tmp_path, *overrides: str) -> Run:
     return Run(load_config(None, [f"run_dir={tmp_path}", *overrides]), DEMO)
 
 
-def _write_labels(run: Run, rows: list[dict]) -> None:
+def write_labels(run: Run, rows: list[dict]) -> None:
     storage.write_parquet(storage.join(labels_uri(run.cfg), "labels.parquet"), pa.Table.from_pylist(rows))
 
 
-def _train_ranker(run: Run) -> None:
+def record_ranker(run: Run) -> None:
     """What the ranker stage records when it finishes."""
     labels = storage.read_parquet(storage.join(labels_uri(run.cfg), "labels.parquet")).to_pylist()
     storage.mark_stage_done(ranker_uri(run.cfg), ranker_inputs(run, labels)[0])
 
 
-def _train_retriever(run: Run) -> None:
-    """What Stage 2 records when it finishes (the parts the lineage checks)."""
-    storage.write_json(storage.join(run.cfg.run_dir, "index", "base", "manifest.json"), {"files": {"faiss.index": "abc"}})
+def record_retriever(run: Run) -> None:
+    """What Stage 2 records when it finishes (the parts the lineage checks), over the run's base
+    index (a stand-in manifest where the run has none)."""
     cfg = run.cfg
+    index = storage.join(cfg.run_dir, "index", "base", "manifest.json")
+    if not storage.exists(index):
+        storage.write_json(index, {"files": {"faiss.index": "abc"}, "encoder": {"fingerprint": "f"}})
+    manifest = storage.read_json(index)
     storage.mark_stage_done(retriever_uri(cfg), {
-        "ranker": {"scores": "s", "ranker_stage": storage.stage_digest(ranker_uri(cfg))}, "index": {"faiss.index": "abc"},
+        "ranker": {"scores": "s", "ranker_stage": storage.stage_digest(ranker_uri(cfg))}, "index": manifest["files"],
         "dev": "d", "encoder": cfg.encoder.model, "train": cfg.train.retriever.model_dump(), "workers": cfg.train.num_workers,
-        "seed": cfg.seed})
+        "seed": cfg.seed}, document_encoder=manifest["encoder"])
 
 
 def test_a_ranker_is_current_only_for_the_labels_and_settings_it_was_trained_on(tmp_path):
     run = _run(tmp_path)
     assert lineage.ranker_problem(run) == "no trained ranker in this run"
-    _write_labels(run, _labels())
-    _train_ranker(run)
+    write_labels(run, label_rows())
+    record_ranker(run)
     assert lineage.ranker_problem(run) is None
     assert lineage.ranker_problem(_run(tmp_path, "seed=1")) == (
         "out of date: trained on other labels than the run's current ones; rerun the ranker stage")  # other dev questions
     other_lr = lineage.ranker_problem(_run(tmp_path, "train.ranker.lr=0.5"))
     assert other_lr.startswith("out of date: trained with other settings (train.ranker.lr ") and "→ 0.5" in other_lr
-    relabelled = _labels()
+    relabelled = label_rows()
     relabelled[0]["ranked_ids"] = relabelled[0]["ranked_ids"][::-1]
-    _write_labels(run, relabelled)
+    write_labels(run, relabelled)
     assert "other labels" in lineage.ranker_problem(run)
-    _write_labels(run, _labels("unusable"))
+    write_labels(run, label_rows("unusable"))
     assert lineage.ranker_problem(run).startswith("out of date: the labels it was trained on are gone (no usable teacher labels")
 
 
@@ -74,15 +78,15 @@ def test_a_skipped_stage_says_why_it_has_no_model(tmp_path):
 def test_the_distilled_retriever_follows_its_ranker(tmp_path):
     run = _run(tmp_path)
     assert lineage.query_encoder_problem(run, "retriever") == "no distilled retriever in this run"
-    _write_labels(run, _labels())
-    _train_ranker(run)
-    _train_retriever(run)
+    write_labels(run, label_rows())
+    record_ranker(run)
+    record_retriever(run)
     assert lineage.query_encoder_problem(run, "retriever") is None
     assert "train.retriever.lr" in lineage.query_encoder_problem(_run(tmp_path, "train.retriever.lr=0.5"), "retriever")
     assert "its ranker is not current (out of date: trained with other settings" in lineage.query_encoder_problem(
         _run(tmp_path, "train.ranker.epochs=9"), "retriever")
     retrained = _run(tmp_path, "train.ranker.epochs=9")
-    _train_ranker(retrained)  # the ranker is retrained, Stage 2 is not
+    record_ranker(retrained)  # the ranker is retrained, Stage 2 is not
     assert lineage.query_encoder_problem(retrained, "retriever") == (
         "out of date: trained from another ranker than the run's current one; rerun the retriever stage")
 
@@ -91,7 +95,7 @@ def test_stage1_leaves_out_every_dev_question_whatever_its_label_became(tmp_path
     from components.stages.dev import held_out
 
     run = _run(tmp_path, "labels.max_questions=null")
-    labels = _labels()
+    labels = label_rows()
     dev = held_out(run).questions
     for row in labels[::2]:
         row["status"] = "failed"  # a dev question's failed label does not move it into training

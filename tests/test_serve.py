@@ -21,7 +21,8 @@ from components.run import Run
 from components.answer_match import has_answer
 from components.corpus import load_collection
 from components.stages.index import build_index
-from serve.app import DEFAULT_SERVE_CONFIG, run_config, start
+from components.run import run_config
+from serve.app import DEFAULT_SERVE_CONFIG, start
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow

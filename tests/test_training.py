@@ -193,6 +193,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         run_pipeline(Run(cfg))  # a rerun trains nothing and calls nobody
         assert sim.sim.stats["answered"] == paid
         assert (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns == model_time
+    _exported_models_load_with_the_plain_libraries(tmp_path)
     # Rerun with a teacher whose labels are all unusable: the old models stay on disk but are not
     # evaluated or served as this run's, and the report says why.
     with _sim(malformed_rate=1.0, model="teacher-sim-broken") as broken:
@@ -208,6 +209,24 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
 
     served = Retriever.func_or_class(cfg.model_dump(mode="json"))
     assert served.name == "base-minilm"  # serve.retriever: auto falls back to the base, saying why
+
+
+def _exported_models_load_with_the_plain_libraries(run_dir: Path) -> None:
+    import datasets
+    from sentence_transformers import CrossEncoder, SentenceTransformer
+
+    from jobs.export import main as export_main
+
+    out = run_dir / "exported"
+    assert export_main(["--run-dir", str(run_dir), "--out", str(out)]) == 0  # the run's recorded config
+    assert SentenceTransformer(str(out / "retriever")).encode(["q"]).shape == (1, 384)
+    card = (out / "retriever" / "README.md").read_text()
+    assert "teacher-sim[noise=0]" in card and "Δ ndcg@10 vs base" in card and "Intermediate Distillation" in card
+    assert CrossEncoder(str(out / "ranker")).predict([("q", "p")]).shape == (1,)
+    assert "teacher-sim[noise=0]" in (out / "ranker" / "README.md").read_text()
+    labels = datasets.load_dataset(str(out / "labels"), split="train")
+    assert len(labels) == 24 and {"question", "candidate_texts", "ranked_ids", "status"} <= set(labels.column_names)
+    assert "prompt template sha256" in (out / "labels" / "README.md").read_text()
 
 
 def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster, tmp_path):

@@ -115,14 +115,15 @@ def teacher_summary(cfg: Config, with_ranker: bool = True) -> Optional[dict[str,
     return out
 
 
-def evaluate(run: Run) -> str:
-    """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
+def score_retrievers(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]], dict[str, str]]:
+    """Evaluate every retriever the run's config names on its test split: what was scored (the
+    report's ``dataset`` and ``accuracy_definition``), each retriever's metrics with its paired
+    difference from the base (``vs_base``), and why each absent one is absent."""
     cfg, collection = run.cfg, run.collection
     split = collection.split(cfg.data.test_split, cfg.data.on_invalid)
     questions = split.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.test_split!r} has no judged questions")
-    with_answers = questions.answers is not None
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     with tempfile.TemporaryDirectory() as scratch:
         retrievers, skipped = make_retrievers(run, scratch)
@@ -133,7 +134,7 @@ def evaluate(run: Run) -> str:
         for name, (result, per_question) in evaluated.items():
             if name != base_name:
                 result["vs_base"] = compare_to(evaluated[base_name][1], per_question)
-    rep = {
+    scored = {
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
             "path": collection.path,
@@ -142,12 +143,23 @@ def evaluate(run: Run) -> str:
             "documents": len(collection.corpus),
             "corpus_hash": collection.corpus.content_hash(),
         },
-        "accuracy_definition": "DPR answer match in top k" if with_answers else "success@k (a judged-relevant document in top k)",
+        "accuracy_definition": "DPR answer match in top k" if questions.answers is not None
+        else "success@k (a judged-relevant document in top k)",
+    }
+    return scored, results, skipped
+
+
+def evaluate(run: Run) -> str:
+    """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
+    cfg = run.cfg
+    scored, results, skipped = score_retrievers(run)
+    rep = {
+        **scored,
         "retrievers": results,
         "skipped": skipped,
         "teacher": teacher_summary(cfg, with_ranker="ranker" not in skipped),
         "query_encoders": {k: v for k, v in training_summary(cfg).items() if k not in skipped},
-        "validation": collection.validation.counts,
+        "validation": run.collection.validation.counts,
         "config": cfg.public_dump(),
         "versions": versions(),
     }
@@ -155,4 +167,3 @@ def evaluate(run: Run) -> str:
     print(report.markdown(rep))
     print(f"report: {path}")
     return path
-

@@ -9,6 +9,8 @@ call twice. Writes ``RUN/labels/labels.parquet`` and ``summary.json``.
 
 from __future__ import annotations
 
+import datetime
+
 import pyarrow as pa
 
 from components import call_cache, storage
@@ -38,7 +40,8 @@ def label(run: Run) -> str:
     rows = label_rows(tasks, model)
     labels_file = storage.join(out, "labels.parquet")
     storage.write_parquet(labels_file, pa.Table.from_pylist(rows))
-    summary = {"teacher": model, "backend": cfg.labels.backend, **summarize(rows, stats)}
+    summary = {"teacher": model, "backend": cfg.labels.backend, "endpoint_kind": teacher.name, **summarize(rows, stats),
+               "labelled_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     storage.write_json(storage.join(out, "summary.json"), summary)
     print(
         "labels: {questions} questions — {complete} complete, {repaired} repaired, {unusable} unusable, {failed} failed; "
