@@ -333,8 +333,11 @@ class RetrieverTrainConfig(_Section):
     dev_fraction: float = Field(
         0.1, ge=0, lt=1,
         description="training questions held out to choose the weight averaging below, whole documents at a time "
-        "(grouped by the title of their target passage), as test questions concern unseen documents (0: none, keep the trained model)",
+        "(grouped by the title of their judged document), as test questions concern unseen documents (0: none, keep the trained model)",
     )
+    dev_top_k: int = Field(
+        1, ge=1, description="dev target without gold judgements: the teacher LLM's top k passages of each held-out "
+        "question, graded k to 1 (1: its first passage only)")
     interpolation: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1,
         description="mixing weights α tried for (1-α)·base + α·trained; the best nDCG@10 on the dev questions "

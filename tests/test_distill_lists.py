@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.config import load_config
-from components.distill.lists import GOLD, HARD_NEGATIVE, TEACHER_TOP, direct_lists, supervised_lists, teacher_top
+from components.distill.lists import GOLD, HARD_NEGATIVE, direct_lists, supervised_lists, teacher_target, teacher_top
 from components.run import Run, stage
 
 LABELS = [
@@ -18,8 +18,11 @@ def test_direct_lists_take_the_llm_order_of_usable_labels_as_scores():
     lists = direct_lists(LABELS)
     assert lists.question_ids == ["q1", "q2"] and lists.candidates == [["d3", "d1", "d2"], ["d2", "d1"]]
     assert [t.tolist() for t in lists.teacher] == [[0.0, -1.0, -2.0], [0.0, -1.0]]
-    assert lists.dev_targets == teacher_top(LABELS) == {"q1": {"d3"}, "q2": {"d2"}}
-    assert lists.dev_target == TEACHER_TOP
+    assert lists.dev_targets == teacher_top(LABELS) == {"q1": {"d3": 1}, "q2": {"d2": 1}}
+    assert lists.dev_target == teacher_target(1) == "the teacher LLM's first passage"
+    graded = direct_lists(LABELS, dev_top_k=2)
+    assert graded.dev_targets["q1"] == dict(zip(LABELS[0]["ranked_ids"][:2], [2, 1]))  # first passage gains most
+    assert graded.teacher_inputs == lists.teacher_inputs  # the dev target is not what it learns from
     assert direct_lists([LABELS[2]]) is None
     assert direct_lists(LABELS).teacher_inputs == lists.teacher_inputs  # the same lists resume the same stage
 
@@ -92,7 +95,7 @@ def test_rerank_on_dev_compares_the_teachers_order_with_the_first_stages_on_dev_
 
     lists = Lists(["q1", "q2", "q3"], ["a?", "b?", "c?"], [["d1", "d2"], ["d3", "d4"], ["d5", "d6"]],
                   [np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([1.0, 0.0])], "h",
-                  {"q1": {"d2"}, "q2": {"d3"}, "q3": {"d5"}}, "t")
+                  {"q1": {"d2": 1}, "q2": {"d3": 1}, "q3": {"d5": 1}}, "t")
     checked = rerank_on_dev(lists, {"q1", "q2"})
     assert checked["questions"] == 2
     # q1: the teacher lifts d2 to the top (1.0 vs 1/log2(3)); q2: it pushes d3 down (the reverse)

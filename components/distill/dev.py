@@ -64,7 +64,7 @@ def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, float]]:
     if not keep:
         return None
     ids = [lists.question_ids[i] for i in keep]
-    qrels = {q: {d: 1 for d in lists.dev_targets[q]} for q in ids}
+    qrels = {q: dict(lists.dev_targets[q]) for q in ids}
     first = Hits([lists.candidates[i] for i in keep], [[-float(r) for r in range(len(lists.candidates[i]))] for i in keep])
     ordered = [np.argsort(-lists.teacher[i], kind="stable") for i in keep]
     teacher = Hits([[lists.candidates[i][j] for j in o] for i, o in zip(keep, ordered)],
@@ -75,7 +75,7 @@ def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, float]]:
 
 def choose_average(
     cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
-    targets: dict[str, set[str]], target: str, documents: int, index: Optional[FaissIndex], trained_dir: str, scratch: str,
+    targets: dict[str, dict[str, int]], target: str, documents: int, index: Optional[FaissIndex], trained_dir: str, scratch: str,
 ) -> tuple[str, dict[str, Any]]:
     """Score each weight average of the base and trained encoders on the dev questions (nDCG@10 of
     their targets over the whole corpus); save the best one to ``scratch``. ``index`` holds the
@@ -89,7 +89,7 @@ def choose_average(
     base = encoders.load_encoder(cfg.encoder).state_dict()
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_dir}))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
-    qrels = {q: {d: 1 for d in targets[q]} for q in dev_ids}
+    qrels = {q: dict(targets[q]) for q in dev_ids}
     scores = []
     for alpha in alphas:
         model.load_state_dict(interpolate(base, trained, alpha))

@@ -21,7 +21,6 @@ from components.labelling import USABLE
 # its candidates.
 Rescore = Callable[[list[str], list[list[str]], list[list[float]], Optional[str]], list[np.ndarray]]
 
-TEACHER_TOP = "the teacher LLM's first passage"
 GOLD = "the judged-relevant passages"
 
 # Hard targets: every positive equally likely, negatives at (numerically) zero, whatever tau_r.
@@ -38,7 +37,7 @@ class Lists:
     candidates: list[list[str]]
     teacher: list[np.ndarray]
     teacher_inputs: Any  # identifies what produced the scores, for resuming
-    dev_targets: dict[str, set[str]]
+    dev_targets: dict[str, dict[str, int]]  # question → target passage → gain
     dev_target: str  # what the targets are, for the manifest and report
     rescore: Optional[Rescore] = None
 
@@ -46,13 +45,19 @@ class Lists:
         return [self.questions[i] for i in keep], [self.candidates[i] for i in keep], [self.teacher[i] for i in keep]
 
 
-def teacher_top(labels: Sequence[Mapping[str, Any]]) -> dict[str, set[str]]:
-    """The teacher LLM's first passage of each usable label: the dev target available without
-    gold judgements."""
-    return {r["question_id"]: {r["ranked_ids"][0]} for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
+def teacher_top(labels: Sequence[Mapping[str, Any]], k: int = 1) -> dict[str, dict[str, int]]:
+    """The teacher LLM's top ``k`` passages of each usable label with graded gains (k for its
+    first, 1 for its k-th): the dev target available without gold judgements."""
+    return {r["question_id"]: {d: k - i for i, d in enumerate(r["ranked_ids"][:k])}
+            for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
 
 
-def direct_lists(labels: Sequence[Mapping[str, Any]]) -> Optional[Lists]:
+def teacher_target(k: int) -> str:
+    """What ``teacher_top(labels, k)`` holds, in words, for the manifest and the report."""
+    return "the teacher LLM's first passage" if k == 1 else f"the teacher LLM's top {k} passages (gains {k} to 1)"
+
+
+def direct_lists(labels: Sequence[Mapping[str, Any]], dev_top_k: int = 1) -> Optional[Lists]:
     """The ``direct`` ablation: the teacher LLM's permutation itself is the target (score
     ``-position``) on the questions with a usable label; None when there is none."""
     usable = [r for r in labels if r["status"] in USABLE]
@@ -61,7 +66,8 @@ def direct_lists(labels: Sequence[Mapping[str, Any]]) -> Optional[Lists]:
     candidates = [list(r["ranked_ids"]) for r in usable]
     teacher = [-np.arange(len(c), dtype=np.float32) for c in candidates]
     return Lists([r["question_id"] for r in usable], [r["question"] for r in usable], candidates, teacher,
-                 content_hash(["direct", candidates, [t.tolist() for t in teacher]]), teacher_top(labels), TEACHER_TOP)
+                 content_hash(["direct", candidates, [t.tolist() for t in teacher]]), teacher_top(labels, dev_top_k),
+                 teacher_target(dev_top_k))
 
 
 def supervised_lists(
@@ -78,7 +84,8 @@ def supervised_lists(
     lists = [list(candidates["candidate_ids"][i]) for i in keep]
     teacher = [np.array([0.0 if d in positives[q] else HARD_NEGATIVE for d in ids], np.float32) for q, ids in zip(question_ids, lists)]
     return Lists(question_ids, [candidates["question"][i] for i in keep], lists, teacher,
-                 content_hash(["supervised", lists, [t.tolist() for t in teacher]]), dict(positives), GOLD)
+                 content_hash(["supervised", lists, [t.tolist() for t in teacher]]),
+                 {q: {d: 1 for d in docs} for q, docs in positives.items()}, GOLD)
 
 
 def _padded(ids: list[str], scores: np.ndarray, width: int) -> dict[str, Any]:

@@ -90,7 +90,10 @@ def export_retriever(run: Run, out: str, scratch: str) -> str:
 
     cfg = run.cfg
     manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
-    model = SentenceTransformer(storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch), device="cpu")
+    local_model = Path(storage.local_dir(storage.join(retriever_uri(cfg), MODEL_DIR), scratch))
+    # The base model's card came along through training; without it the library writes a new one.
+    (local_model / "README.md").unlink(missing_ok=True)
+    model = SentenceTransformer(str(local_model), device="cpu")
     teacher = _teacher(run)
     card = model.model_card_data
     card.model_name = f"{cfg.encoder.model.split('/')[-1]} distilled from {teacher.get('teacher', 'an LLM')}'s rankings (idistill)"

@@ -102,7 +102,7 @@ def query_encoder_problem(run: Run, stage_name: str) -> Optional[str]:
         return None
     if stage_name == "retriever-direct":
         labels = _labels(run)
-        lists = direct_lists(labels) if labels is not None else None
+        lists = direct_lists(labels, cfg.train.retriever.dev_top_k) if labels is not None else None
     else:
         table = storage.join(candidates_uri(cfg), "candidates.parquet")
         lists = supervised_lists(storage.read_parquet(table).to_pydict(), gold_positives(run)) if storage.exists(table) else None

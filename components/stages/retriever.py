@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 
 from components import storage
-from components.distill.lists import TEACHER_TOP, Lists, Rescore, direct_lists, supervised_lists, teacher_top
+from components.distill.lists import Lists, Rescore, direct_lists, supervised_lists, teacher_target, teacher_top
 from components.distill.rescore import ranker_scores
 from components.distill.train import train_query_encoder
 from components.errors import ConfigError, DataError
@@ -45,7 +45,7 @@ def train_retriever(run: Run) -> str:
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
-        teacher_top(labels), TEACHER_TOP, rescore,
+        teacher_top(labels, cfg.train.retriever.dev_top_k), teacher_target(cfg.train.retriever.dev_top_k), rescore,
     ), held_out(run))
 
 
@@ -54,7 +54,7 @@ def train_ablation(run: Run, ablation: str) -> str:
     """A query encoder trained without the ranker, to show what the ranker buys: ``direct`` (the
     teacher LLM's permutation is the target) or ``supervised`` (gold judgements are)."""
     if ablation == "direct":
-        lists = direct_lists(storage.read_parquet(label(run)).to_pylist())
+        lists = direct_lists(storage.read_parquet(label(run)).to_pylist(), run.cfg.train.retriever.dev_top_k)
         if lists is None:
             raise NoUsableLabels("no usable teacher labels: the direct ablation has nothing to learn from")
     elif ablation == "supervised":
