@@ -1,5 +1,6 @@
-"""The run report: ``report.json`` (machine-readable), ``report.md`` (tables), ``topk.png`` (retrieval
-curves), and once the RAG evaluation has run, its section and ``rag.png``."""
+"""The run report: ``report.json`` (machine-readable), ``report.md`` (tables), ``report.html`` (one
+page to look at, ``report_html``), ``topk.png`` (retrieval curves), and once the RAG evaluation
+has run, its section and ``rag.png``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from components import storage
 
-_TABLE_METRICS = ("ndcg@10", "mrr@10", "recall@20", "recall@100")
+TABLE_METRICS = ("ndcg@10", "mrr@10", "recall@20", "recall@100")
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -73,7 +74,7 @@ def metric_tables(retrievers: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown lines: the metrics, one row per retriever, then each one's paired difference from
     the base retriever where it has one."""
     ks = sorted({int(k) for r in retrievers.values() for k in r["top_k_accuracy"]})
-    rank_cols = [m for m in _TABLE_METRICS if any(m in r for r in retrievers.values())]
+    rank_cols = [m for m in TABLE_METRICS if any(m in r for r in retrievers.values())]
     lines = ["| retriever | " + " | ".join(f"top-{k}" for k in ks) + "".join(f" | {m}" for m in rank_cols) + " |",
              "|---|" + "---:|" * (len(ks) + len(rank_cols))]
     for name, r in retrievers.items():
@@ -113,7 +114,7 @@ def rag_markdown(rag: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -122,17 +123,17 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def png_bytes(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
 def plot_png(report: dict[str, Any]) -> bytes:
     """Top-k accuracy against k (log scale), one curve per retriever."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     for name, r in report["retrievers"].items():
         ks = sorted(int(k) for k in r["top_k_accuracy"])
@@ -144,12 +145,12 @@ def plot_png(report: dict[str, Any]) -> bytes:
     ax.grid(True, alpha=0.3)
     ax.set_title(f"{report['dataset']['name']} ({report['dataset']['split']}, n={report['dataset']['questions']})")
     ax.legend()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def rag_png(rag: dict[str, Any]) -> bytes:
     """EM and F1 bars per RAG system."""
-    plt = _pyplot()
+    plt = pyplot()
     names = list(rag["rows"])
     fig, ax = plt.subplots(figsize=(max(6, 0.8 * len(names)), 4), dpi=120)
     xs = range(len(names))
@@ -159,13 +160,16 @@ def rag_png(rag: dict[str, Any]) -> bytes:
     ax.set_ylim(0, 1)
     ax.set_title(f"RAG QA, generator {rag['generator']} (n={rag['questions']})")
     ax.legend()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def write(report_dir: str, report: dict[str, Any]) -> str:
     """Write the files (each atomically); return the path of ``report.json``."""
     storage.write_text(storage.join(report_dir, "report.md"), markdown(report))
     storage.write_bytes(storage.join(report_dir, "topk.png"), plot_png(report))
+    from components.report_html import page  # it draws with this module's charts
+
+    storage.write_text(storage.join(report_dir, "report.html"), page(report))
     if report.get("rag"):
         storage.write_bytes(storage.join(report_dir, "rag.png"), rag_png(report["rag"]))
     path = storage.join(report_dir, "report.json")

@@ -70,6 +70,7 @@ def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, caps
         # once in the metrics table, once in the table of differences from the base
         assert (tmp_path / "report" / "report.md").read_text().count("| bm25 |") == 2
         assert (tmp_path / "report" / "topk.png").read_bytes()[:4] == b"\x89PNG"
+        _looks_like_a_report_in_chromium(tmp_path / "report" / "report.html", tmp_path)
         manifest = json.loads((tmp_path / "manifest.json").read_text())
         assert list(manifest["stages"]) == ["index", "candidates", "label", "ranker", "retriever", "evaluate"]
         assert {s["status"] for s in manifest["stages"].values()} == {"done"}
@@ -79,6 +80,28 @@ def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, caps
         assert cli.main(args) == 0
         assert "index: up to date" in capsys.readouterr().out
         assert (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns == before
+
+
+def _looks_like_a_report_in_chromium(page: Path, tmp_path: Path) -> None:
+    """Open the page in headless Chromium (Debian's; the CI script installs it): a screenshot
+    that is not blank, and nothing on the console (the page has no scripts and fetches nothing)."""
+    import shutil
+    import subprocess
+
+    from matplotlib.image import imread
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is needed: apt-get install chromium (.ci/run does)"
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'chromium'}", "--enable-logging=stderr", "--v=0", "--window-size=1000,1400",
+         f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "CONSOLE" not in done.stderr, [line for line in done.stderr.splitlines() if "CONSOLE" in line]
+    pixels = imread(shot)
+    assert pixels.std() > 0.05 and (pixels[..., :3] < 0.5).mean() > 0.01  # text and charts, not a blank page
 
 
 def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):

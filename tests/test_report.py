@@ -16,3 +16,18 @@ def test_the_report_gives_each_difference_with_its_interval_and_bolds_only_clear
 
 def test_the_report_says_when_the_ranker_is_worse_than_the_base():
     assert "The Stage 1 ranker (ranker-rerank@10) re-ranks *below* the base" in report.markdown(_rep(-0.01))
+
+
+def test_the_html_report_is_one_self_contained_page_with_intervals_and_charts():
+    from components.report_html import page
+
+    rep = _rep(0.02) | {"base": "base-minilm",
+                        "per_question": {"ndcg@10": {"base-minilm": [0.2, 0.3, 0.4], "ranker-rerank@10": [0.1, 0.3, 0.5]}},
+                        "teacher": {"teacher": "teacher-sim[noise=0]", "complete": 10, "repaired": 2, "unusable": 1, "failed": 0},
+                        "losses": {"ranker": [[1, 2.0], [2, 1.5]], "retriever": [[1, 0.9], [2, 0.7]]},
+                        "skipped": {"distilled": "out of date: <because>"}}
+    html = page(rep)
+    assert html.startswith("<!doctype html>") and "<script" not in html and "http" not in html  # nothing to fetch
+    assert html.count('src="data:image/png;base64,') == 4  # top-k, Δ distribution, labels, losses
+    assert '<span class="sig">+0.020 [+0.010, +0.030]</span>' in html and "-0.050 [-0.100, +0.020]" in html
+    assert "out of date: &lt;because&gt;" in html  # escaped

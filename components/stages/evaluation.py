@@ -7,6 +7,7 @@ recall@k, MRR@10 and nDCG@10 by ir-measures. Writes ``RUN/report/report.{json,md
 
 from __future__ import annotations
 
+import json
 import tempfile
 from typing import Any, Optional, Sequence
 
@@ -17,6 +18,7 @@ from components.corpus import TEST_SAMPLE_SEED, Qrels, Questions
 from components.errors import DataError
 from components.retrieval import Retriever, search_all
 from components.run_layout import ablation_uri, labels_uri, questions_uri, ranker_uri, retriever_uri
+from components.training import LOSSES_FILE
 from components.versions import versions
 from components.run import Run
 from components.stages import lineage
@@ -135,6 +137,8 @@ def score_retrievers(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]
             if name != base_name:
                 result["vs_base"] = compare_to(evaluated[base_name][1], per_question)
     scored = {
+        "base": base_name,
+        "per_question": {"ndcg@10": {name: per["ndcg@10"] for name, (_, per) in evaluated.items()}},
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
             "path": collection.path,
@@ -149,6 +153,20 @@ def score_retrievers(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]
     return scored, results, skipped
 
 
+def loss_curves(cfg: Config, skipped: dict[str, str], points: int = 400) -> dict[str, list[list[float]]]:
+    """Each evaluated stage's training loss as ``[step, loss]`` pairs (at most ``points``, evenly
+    thinned), for the report's chart."""
+    out = {}
+    for stage_name, uri, row in (("ranker", ranker_uri(cfg), "ranker"), ("retriever", retriever_uri(cfg), "distilled")):
+        losses = storage.join(uri, LOSSES_FILE)
+        if row in skipped or not storage.exists(losses):
+            continue
+        curve = [json.loads(line) for line in storage.read_text(losses).splitlines() if line]
+        every = max(1, len(curve) // points)
+        out[stage_name] = [[x["step"], x["loss"]] for x in curve[::every]]
+    return out
+
+
 def evaluate(run: Run) -> str:
     """Evaluate every configured retriever on the test split; return the path of ``report.json``."""
     cfg = run.cfg
@@ -159,6 +177,7 @@ def evaluate(run: Run) -> str:
         "skipped": skipped,
         "teacher": teacher_summary(cfg, with_ranker="ranker" not in skipped),
         "query_encoders": {k: v for k, v in training_summary(cfg).items() if k not in skipped},
+        "losses": loss_curves(cfg, skipped),
         "validation": run.collection.validation.counts,
         "config": cfg.public_dump(),
         "versions": versions(),
