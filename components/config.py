@@ -383,15 +383,22 @@ class RayConfig(_Section):
     embed_gpus_per_actor: float = Field(1.0, ge=0, description="Used only when the cluster has GPUs.")
 
 
+class TrackingConfig(_Section):
+    """Experiment tracking with MLflow: parameters, per-step losses, evaluation metrics and the
+    report, one MLflow run per run directory and config."""
+
+    enabled: bool = Field(True, description="off: nothing is logged")
+    uri: Optional[str] = Field(
+        None, description="MLflow tracking URI (a server, databricks, sqlite:///... with the full mlflow package); "
+        "default: a file store in RUN/mlruns for a local run directory (an s3:// one needs a URI, else it is skipped)")
+    experiment: str = "idistill"
+
+
 class Config(_Section):
     """Everything one run needs. ``run_dir`` is a local path or an s3:// prefix."""
 
     run_dir: str = "runs/demo"
     seed: int = 0
-
-    def public_dump(self) -> dict[str, Any]:
-        """The config as manifests, reports and logs show it: endpoint credentials masked."""
-        return self.model_dump(mode="json", context={"redact": True})
     data: DataConfig = Field(default_factory=DataConfig)
     encoder: EncoderConfig = Field(default_factory=EncoderConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
@@ -404,6 +411,11 @@ class Config(_Section):
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    def public_dump(self) -> dict[str, Any]:
+        """The config as manifests, reports and logs show it: endpoint credentials masked."""
+        return self.model_dump(mode="json", context={"redact": True})
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:

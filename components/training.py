@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from components import storage
+from components import storage, tracking
 from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
 from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
@@ -406,6 +406,9 @@ def train_stage(
             model_dir, chosen = finish(model_dir, tempfile.mkdtemp(dir=scratch))
             details.update(chosen)
         storage.put_dir(model_dir, storage.join(out_dir, MODEL_DIR))
-        storage.write_bytes(storage.join(out_dir, LOSSES_FILE), Path(local, LOSSES_FILE).read_bytes())
+        losses = Path(local, LOSSES_FILE).read_bytes()
+        storage.write_bytes(storage.join(out_dir, LOSSES_FILE), losses)
     storage.mark_stage_done(out_dir, inputs, **details)
+    curve = [json.loads(line) for line in losses.decode().splitlines() if line]
+    tracking.log_losses(cfg, out_dir[len(cfg.run_dir):].strip("/") or stage_name, curve)
     return storage.join(out_dir, MODEL_DIR)

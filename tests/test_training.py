@@ -194,6 +194,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert sim.sim.stats["answered"] == paid
         assert (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns == model_time
     _exported_models_load_with_the_plain_libraries(tmp_path)
+    _tracked_in_one_mlflow_run(cfg)
     # Rerun with a teacher whose labels are all unusable: the old models stay on disk but are not
     # evaluated or served as this run's, and the report says why.
     with _sim(malformed_rate=1.0, model="teacher-sim-broken") as broken:
@@ -209,6 +210,21 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
 
     served = Retriever.func_or_class(cfg.model_dump(mode="json"))
     assert served.name == "base-minilm"  # serve.retriever: auto falls back to the base, saying why
+
+
+def _tracked_in_one_mlflow_run(cfg) -> None:
+    import mlflow
+
+    from components.tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    [run] = mlflow.search_runs(experiment_names=["idistill"], output_format="list")  # the rerun logged into it too
+    client = mlflow.MlflowClient()
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "ranker/loss")]
+    assert steps == list(range(1, len(steps) + 1)) and steps
+    assert client.get_metric_history(run.info.run_id, "retriever/loss")
+    assert {"distilled/ndcg_at_10", "ranker-rerank_at_5/ndcg_at_10"} <= set(run.data.metrics)
+    assert run.data.params["train.ranker.epochs"] == "1"
 
 
 def _exported_models_load_with_the_plain_libraries(run_dir: Path) -> None:

@@ -11,7 +11,7 @@ import json
 import tempfile
 from typing import Any, Optional, Sequence
 
-from components import metrics, report, run_models, storage
+from components import metrics, report, run_models, storage, tracking
 from components.bm25 import BM25Retriever
 from components.config import Config
 from components.corpus import TEST_SAMPLE_SEED, Qrels, Questions
@@ -183,6 +183,7 @@ def evaluate(run: Run) -> str:
         "versions": versions(),
     }
     path = report.write(storage.join(cfg.run_dir, "report"), rep)
+    tracking.log_report(cfg, rep, storage.join(cfg.run_dir, "report"))
     print(report.markdown(rep))
     print(f"report: {path}")
     return path

@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any
 
-from components import call_cache, qa_metrics, report, storage
+from components import call_cache, qa_metrics, report, storage, tracking
 from components.corpus import TEST_SAMPLE_SEED, Qrels
 from components.errors import DataError
 from components.llm.answers import parse_answer
@@ -105,6 +105,7 @@ def write_report(run: Run, rag: dict[str, Any]) -> str:
     rep = storage.read_json(path)
     rep["rag"] = rag
     path = report.write(storage.join(cfg.run_dir, "report"), rep)
+    tracking.log_report(cfg, rep, storage.join(cfg.run_dir, "report"))
     print(report.rag_markdown(rag))
     print(f"report: {path}")
     return path
