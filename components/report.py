@@ -50,9 +50,10 @@ def markdown(report: dict[str, Any]) -> str:
         checked = trained.get("teacher_on_dev")
         if checked and name == "distilled":
             verdict = "better than" if checked["teacher"] > checked["first_stage"] else "no better than"
+            target = (trained.get("dev") or {}).get("target", "the teacher LLM's first passage")
             lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the ranker's order of the "
                       f"candidate lists scores nDCG@10 {checked['teacher']:.3f} against the first stage's "
-                      f"{checked['first_stage']:.3f} (target: the teacher LLM's first passage), {verdict} the base."]
+                      f"{checked['first_stage']:.3f} (target: {target}), {verdict} the base."]
         dev = trained.get("dev")
         if dev:
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
