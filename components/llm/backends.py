@@ -35,7 +35,6 @@ from components.errors import ConfigError
 from components.urls import endpoint_url, redact_url
 
 
-
 class Persist(Protocol):
     """Where replies are stored (``call_cache.ReplyWriter``)."""
 
