@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from components import console
 from components.llm import prompts
 from components.shard_store import ShardStore
 
@@ -81,10 +82,11 @@ class Sent:
 
 def complete(
     calls: list[Call], model: str, store: ShardStore, cache: dict[tuple[str, str, str], dict[str, Any]], send: Send,
-    extra: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None, desc: str = "LLM calls",
 ) -> Sent:
     """Send the calls missing from ``cache``; ``send`` stores every reply (with the ``extra``
-    columns) as its batch returns; add the successful ones to ``cache``."""
+    columns) as its batch returns; add the successful ones to ``cache``. ``desc`` names the
+    progress bar."""
     by_id = {c.request_id: c for c in calls}
     requests = [
         {"request_id": rid, "messages": json.dumps(c.messages), "max_tokens": c.max_tokens}
@@ -95,14 +97,18 @@ def complete(
     timeouts = 0
     writer = ReplyWriter(store, model, dict(extra or {}))
     if requests:
-        for batch in send(requests, writer):
-            records = batch.to_dict("records")
-            for rec, row in zip(records, writer.rows(records)):
-                timeouts += row["timeouts"]
-                if row["ok"]:
-                    cache[(row["question_id"], row["prompt_hash"], model)] = row
-                else:
-                    failed[rec["request_id"]] = row["error"] or "call failed"
+        with console.bar(len(requests), desc, "call") as progress:
+            for batch in send(requests, writer):
+                records = batch.to_dict("records")
+                for rec, row in zip(records, writer.rows(records)):
+                    timeouts += row["timeouts"]
+                    if row["ok"]:
+                        cache[(row["question_id"], row["prompt_hash"], model)] = row
+                    else:
+                        failed[rec["request_id"]] = row["error"] or "call failed"
+                progress.update(len(records))
+                if failed:
+                    progress.set_postfix(failed=len(failed), refresh=False)
     return Sent(sent=len(requests), cached=len(by_id) - len(requests), failed=failed, timeouts=timeouts)
 
 

@@ -2,7 +2,7 @@
 
 Each actor loads the model once and encodes batches streamed to it; the driver only collects the
 float32 vectors by row number, so the same code embeds a demo corpus on a laptop and millions of
-passages on a GPU worker group. Ray Data's progress bars show the work as it goes.
+passages on a GPU worker group. The driver's bar counts passages as their vectors arrive.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from components.config import EncoderConfig, RayConfig
-from components import encoders
+from components import console, encoders
 
 
 class _EncodeActor:
@@ -64,9 +64,11 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
     )
     out = np.empty((len(texts), dim), dtype=np.float32)
     filled = 0
-    for batch in encoded.iter_batches(batch_size=4096, batch_format="numpy"):
-        out[batch["row"]] = np.asarray(batch["embedding"], dtype=np.float32)
-        filled += len(batch["row"])
+    with console.bar(len(texts), "embed", "passage") as progress:
+        for batch in encoded.iter_batches(batch_size=encoder_cfg.batch_size, batch_format="numpy"):
+            out[batch["row"]] = np.asarray(batch["embedding"], dtype=np.float32)
+            filled += len(batch["row"])
+            progress.update(len(batch["row"]))
     if filled != len(texts):
         raise RuntimeError(f"embedding returned {filled} rows for {len(texts)} passages")
     return out

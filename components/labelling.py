@@ -112,7 +112,8 @@ def run_labelling(tasks: list[LabelTask], cfg: LabelConfig, model: str, store: S
                     call.messages + [{"role": "schedule", "content": f"window={cfg.window},step={cfg.step}"}]
                 )
             calls[(call.request_id, k)] = (t, span, call)
-        sent = call_cache.complete([c for _, _, c in calls.values()], model, store, cache, send, {"round": r})
+        sent = call_cache.complete([c for _, _, c in calls.values()], model, store, cache, send, {"round": r},
+                                   desc=f"labels, round {r + 1}/{rounds}" if rounds > 1 else "labels")
         stats.sent += sent.sent
         stats.cached += sent.cached
         stats.failed_calls += len(sent.failed)

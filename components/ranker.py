@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from components import encoders
+from components import console, encoders
 
 
 def load_ranker(path: str, device: str = "auto") -> tuple[Any, Any]:
@@ -117,8 +117,10 @@ def score_with_ray(
         num_gpus=1 if use_gpu else 0,
     )
     out = np.empty(len(rows), dtype=np.float32)
-    for batch in scored.iter_batches(batch_size=4096, batch_format="numpy"):
-        out[batch["row"]] = batch["score"]
+    with console.bar(len(rows), "ranker scores", "pair") as progress:
+        for batch in scored.iter_batches(batch_size=batch_size * 4, batch_format="numpy"):
+            out[batch["row"]] = batch["score"]
+            progress.update(len(batch["row"]))
     return out
 
 

@@ -91,6 +91,27 @@ def metric_tables(retrievers: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def summary(report: dict[str, Any]) -> str:
+    """The console's closing table: per retriever top-1/5/20 and nDCG@10 with its difference from
+    the base (paired bootstrap 95% CI; ``*`` where the interval excludes zero)."""
+    retrievers: dict[str, dict[str, Any]] = report["retrievers"]
+    ks = [k for k in ("1", "5", "20") if all(k in r["top_k_accuracy"] for r in retrievers.values())]
+    head = ["retriever", *(f"top-{k}" for k in ks), "nDCG@10", "Δ nDCG@10 vs base [95% CI]"]
+    rows = []
+    for name, r in retrievers.items():
+        vs = (r.get("vs_base") or {}).get("ndcg@10")
+        delta = "" if not vs else delta_cell(vs).strip("*") + (" *" if vs["ci_low"] > 0 or vs["ci_high"] < 0 else "")
+        rows.append([name, *(f"{r['top_k_accuracy'][k]:.3f}" for k in ks), f"{r['ndcg@10']:.3f}" if "ndcg@10" in r else "", delta])
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    data = report["dataset"]
+    title = f"{data['name']}, split {data['split']} ({data['questions']} questions):"
+    return "\n".join([title, line(head), *(line(r) for r in rows)])
+
+
 def delta_cell(d: dict[str, float]) -> str:
     """``+0.012 [+0.004, +0.020]``, in bold when the interval excludes zero."""
     text = f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
-from components import encoders
+from components import console, encoders
 from components.config import EncoderConfig
 from components.index import FaissIndex
 
@@ -53,9 +53,9 @@ class DenseRetriever:
 
 def search_all(retriever: Retriever, questions: Sequence[str], k: int, batch_size: int) -> Hits:
     """Search in batches so memory stays flat on large question sets."""
-    from tqdm.auto import tqdm
-
     hits = Hits([], [])
-    for start in tqdm(range(0, len(questions), batch_size), desc=f"search {retriever.name}", unit="batch"):
-        hits.extend(retriever.search(questions[start : start + batch_size], k))
+    with console.bar(len(questions), f"search {retriever.name}", "question") as progress:
+        for start in range(0, len(questions), batch_size):
+            hits.extend(retriever.search(questions[start : start + batch_size], k))
+            progress.update(len(questions[start : start + batch_size]))
     return hits

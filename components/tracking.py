@@ -20,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
-from components import storage
+from components import console, storage
 from components.config import Config
 
 RUN_DIR_TAG, CONFIG_TAG = "idistill.run_dir", "idistill.config"
@@ -84,7 +84,7 @@ def _best_effort(fn: Any) -> Any:
         try:
             fn(*args, **kwargs)
         except Exception as e:  # any store, any transport
-            print(f"tracking: not logged ({type(e).__name__}: {str(e)[:200]})")
+            console.say(f"tracking: not logged ({type(e).__name__}: {str(e)[:200]})")
 
     wrapper.__doc__ = fn.__doc__
     return wrapper

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 
-from components import storage, tracking
+from components import console, storage, tracking
 from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
 from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
@@ -68,6 +68,7 @@ class LoopSettings:
     rows_per_worker: int
     checkpoint_every: Optional[int] = None  # steps between mid-epoch checkpoints (None: epoch ends only)
     log_every: int = 10
+    progress: Any = None  # a ``console.RemoteBar`` handle that rank 0 advances every step
 
 
 class RankerStage:
@@ -312,9 +313,12 @@ def epoch_loop(config: dict[str, Any]) -> None:
             loss = _step(stage, state, batch)
             step += 1
             state.losses.append({"epoch": epoch, "step": step, "loss": loss, "pid": os.getpid(), "time": time.time()})
-            if rank == 0 and (step % loop.log_every == 0 or step == total):
+            if rank == 0:
                 recent = np.mean([x["loss"] for x in state.losses[-10:]])
-                print(f"{loop.name}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
+                if loop.progress is not None:
+                    loop.progress.update.remote(step, epoch=f"{epoch + 1}/{epochs}", loss=f"{recent:.4f}")
+                if step % loop.log_every == 0 or step == total:
+                    print(f"{loop.name}: epoch {epoch + 1}/{epochs} step {step}/{total} loss {recent:.4f}", flush=True)
             if loop.checkpoint_every and step % loop.checkpoint_every == 0 and done < len(batches):
                 _checkpoint(stage, state, epoch, done, step, rank)
         _checkpoint(stage, state, epoch, len(batches), step, rank)
@@ -345,13 +349,14 @@ def fit(
     if not rows:
         raise DataError(f"{name}: no training rows")
     if len(rows) < num_workers:
-        print(f"{name}: {len(rows)} training rows cannot feed {num_workers} workers; training on {len(rows)}")
+        console.say(f"{name}: {len(rows)} training rows cannot feed {num_workers} workers; training on {len(rows)}")
         num_workers = len(rows)
     per_worker = len(rows) // num_workers  # as many rows on every worker: DDP steps together
     if cpus_per_worker is None:
         cpus_per_worker = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_workers)
-    loop = LoopSettings(name, seed, cpus_per_worker, math.ceil(per_worker / stage.settings.batch_questions), per_worker,
-                        checkpoint_every)
+    steps_per_epoch = math.ceil(per_worker / stage.settings.batch_questions)
+    progress = console.RemoteBar(steps_per_epoch * stage.settings.epochs, f"{name.rsplit('-', 1)[0]} training", "step")
+    loop = LoopSettings(name, seed, cpus_per_worker, steps_per_epoch, per_worker, checkpoint_every, progress=progress.handle)
     trainer = TorchTrainer(
         epoch_loop,
         train_loop_config={"stage": stage, "loop": loop},
@@ -366,7 +371,8 @@ def fit(
         ),
         datasets={"train": ray.data.from_items([{**r, "_row": i} for i, r in enumerate(rows)])},
     )
-    return trainer.fit().checkpoint
+    with progress:
+        return trainer.fit().checkpoint
 
 
 def checkpoint_root(cfg: Config, stage_name: str) -> str:

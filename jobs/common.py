@@ -1,12 +1,19 @@
-"""What every job shares: argument parsing into one ``Config`` and a ``Run``, and clean failures."""
+"""What every job shares: argument parsing into one ``Config`` and a ``Run``, a quiet console
+with the full logs under ``RUN/logs/``, and clean failures."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import shutil
 import sys
-from typing import Callable, Optional, Sequence
+import tempfile
+import traceback
+from typing import Callable, Iterator, Optional, Sequence
 
+from components import console, storage
 from components.config import Config, load_config
 from components.errors import IdistillError
 from components.run import Run
@@ -22,6 +29,11 @@ def add_config_arguments(parser: argparse.ArgumentParser, llm_options: bool = Fa
         action="append",
         default=[],
         help="override a config field by dotted path, e.g. --set encoder.batch_size=32 (repeatable)",
+    )
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="show Ray's, transformers' and the workers' logs live (by default they go to RUN/logs/ and the console "
+        "shows each stage's status, progress and results)",
     )
     if llm_options:
         parser.add_argument(
@@ -56,7 +68,40 @@ def job_main(
     parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_arguments(parser, llm_options)
     args = parser.parse_args(argv)
-    return run_guarded(lambda: stage(Run(config_from_args(args))))
+
+    def job() -> None:
+        cfg = config_from_args(args)
+        with contextlib.nullcontext() if args.verbose else logs_to_run_dir(cfg, stage.__name__):
+            stage(Run(cfg))
+
+    return run_guarded(job)
+
+
+@contextlib.contextmanager
+def logs_to_run_dir(cfg: Config, job: str) -> Iterator[None]:
+    """The quiet console: everything but ``console.say`` and the bars goes to ``RUN/logs/<job>.log``
+    (through a local file, copied up when the run directory is on S3). A failure's traceback
+    goes to the log too, and the error itself still reaches the terminal."""
+    remote = storage.is_remote(cfg.run_dir)
+    path = (os.path.join(tempfile.mkdtemp(prefix="idistill-logs-"), f"{job}.log") if remote
+            else os.path.join(cfg.run_dir, "logs", f"{job}.log"))
+    where = storage.join(cfg.run_dir, "logs", f"{job}.log") if remote else path
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the driver draws its own bars
+    try:
+        with console.quiet(path):
+            console.say(f"logs: {where} (--verbose shows them here)")
+            try:
+                yield
+            except BaseException:
+                traceback.print_exc()  # into the log, beside what led to it
+                raise
+    finally:
+        if remote:
+            with contextlib.suppress(Exception):
+                storage.write_bytes(where, open(path, "rb").read())
+            shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 def entry_point(description: str, stage: Callable[[Run], object], llm_options: bool = False) -> Callable[..., int]:
@@ -72,6 +117,6 @@ def run_guarded(fn: Callable[[], object]) -> int:
     try:
         fn()
     except IdistillError as e:
-        print(f"idistill: error: {e}", file=sys.stderr)
+        print(f"idistill: error: {e}", file=sys.stderr)  # the console is the terminal again here
         return 2
     return 0

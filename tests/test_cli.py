@@ -20,7 +20,7 @@ STAGES = ["index", "candidates", "label", "train_ranker", "train_retriever", "ev
 def test_every_stage_has_help_with_the_shared_options(module):
     out = _run("-m", f"jobs.{module}", "--help")
     assert out.returncode == 0, out.stderr
-    assert "usage:" in out.stdout and "--config FILE" in out.stdout and "--set KEY=VALUE" in out.stdout
+    assert "usage:" in out.stdout and "--config FILE" in out.stdout and "--set KEY=VALUE" in out.stdout and "--verbose" in out.stdout
 
 
 def test_cli_lists_every_command_and_dispatches_to_the_same_job():

@@ -115,6 +115,11 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
         assert not any(tmp_path.iterdir())  # nothing was written locally instead
         report = storage.read_json(storage.join(run, "report", "report.json"))
         assert {"bm25", "base-minilm", "ranker-rerank@5", "distilled"} <= set(report["retrievers"])
+        # The quiet console: stage lines, bars and the closing table; Ray's and the workers' lines in RUN/logs/.
+        assert "[1/" in first.stdout and "Δ nDCG@10 vs base" in first.stdout and "report: " in first.stdout
+        assert "ranker training" in first.stderr and "labels" in first.stderr
+        assert "pid=" not in first.stdout + first.stderr
+        assert "pid=" in storage.read_text(storage.join(run, "logs", "run_pipeline.log"))
 
         second = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]

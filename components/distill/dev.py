@@ -12,7 +12,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from components import encoders, storage
+from components import console, encoders, storage
 from components.config import Config
 from components.corpus import Corpus
 from components.distill.lists import Lists
@@ -84,7 +84,7 @@ def choose_average(
     the manifest."""
     alphas = sorted(set(cfg.train.retriever.interpolation))
     if not dev_ids:
-        print(f"{stage_name}: no dev questions, keeping the trained model as it is")
+        console.say(f"{stage_name}: no dev questions, keeping the trained model as it is")
         return trained_dir, {"dev": None}
     base = encoders.load_encoder(cfg.encoder).state_dict()
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_dir}))
@@ -106,6 +106,6 @@ def choose_average(
     model.load_state_dict(interpolate(base, trained, chosen))
     model.save(f"{scratch}/chosen")
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
-    print(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
+    console.say(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
     return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "documents": documents, "target": target, "alphas": alphas,
                                          "ndcg@10": scores, "alpha": chosen}}

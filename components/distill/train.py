@@ -13,7 +13,7 @@ import json
 import tempfile
 from typing import Any, Callable
 
-from components import encoders, storage
+from components import console, encoders, storage
 from components.config import Config
 from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
@@ -45,7 +45,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
               "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
     if storage.stage_is_current(out, inputs):
-        print(f"{stage_name}: up to date at {out}, skipping")
+        console.say(f"{stage_name}: up to date at {out}, skipping")
         return storage.join(out, MODEL_DIR)
     dev_ids = sorted(dev)
     text_of = dict(zip(lists.question_ids, lists.questions))
@@ -56,7 +56,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     keep = [i for i, q in enumerate(lists.question_ids) if not held_out.excludes(q)]
     on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
     if on_dev:
-        print(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
+        console.say(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
               f"first stage {on_dev['first_stage']:.4f}, teacher {on_dev['teacher']:.4f}")
     if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
@@ -70,7 +70,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
         llm_labelled=sum(1 for i in keep if lists.dev_targets.get(lists.question_ids[i])), teacher_on_dev=on_dev,
     )
-    print(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
+    console.say(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
     return model
 
 
@@ -103,7 +103,7 @@ def train_with_refresh(
             teacher = lists.rescore(questions, candidates, mined.scores, storage.join(round_dir, "ranker_scores.parquet"))
         round_inputs = {**inputs, "round": r, "epochs": epochs, "lists": storage.content_hash([candidates, [t.tolist() for t in teacher]])}
         if storage.stage_is_current(round_dir, round_inputs):
-            print(f"{stage_name}: round {r} up to date at {round_dir}, skipping")
+            console.say(f"{stage_name}: round {r} up to date at {round_dir}, skipping")
         else:
             rows = text_rows(passages, questions, candidates, teacher)
             stage = RetrieverStage.from_config(cfg.model_copy(update={"train": cfg.train.model_copy(
@@ -120,5 +120,5 @@ def train_with_refresh(
     index_uri = index_corpus(cfg, collection.corpus, final, storage.join(out, "index"), name=f"{stage_name}: index")
     storage.mark_stage_done(out, inputs, document_encoder=FaissIndex.load(index_uri).manifest["encoder"], index=index_uri,
                             questions=len(questions), rounds=r, **details)
-    print(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {storage.join(out, MODEL_DIR)}")
+    console.say(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {storage.join(out, MODEL_DIR)}")
     return storage.join(out, MODEL_DIR)

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
+from components import console
 from components.config import EndpointConfig, LocalLLMConfig
 from components.errors import ConfigError
 
@@ -106,7 +107,7 @@ class LocalLLMServer:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models", timeout=2) as r:
                     if r.status == 200:
-                        print(f"llm: local {self.cfg.engine} server with {Path(self.model).name} on 127.0.0.1:{self.port}")
+                        console.say(f"llm: local {self.cfg.engine} server with {Path(self.model).name} on 127.0.0.1:{self.port}")
                         return self.endpoint
             except OSError:
                 time.sleep(0.5)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from components import encoders, storage
+from components import console, encoders, storage
 from components.corpus import Questions
 from components.errors import DataError
 from components.index import FaissIndex
@@ -56,7 +56,7 @@ def build_candidates(run: Run, pool: str = "labelled") -> str:
     }
     table_uri = storage.join(out_dir, "candidates.parquet")
     if storage.stage_is_current(out_dir, inputs):
-        print(f"candidates: up to date at {table_uri}, skipping")
+        console.say(f"candidates: up to date at {table_uri}, skipping")
         return table_uri
     retriever = DenseRetriever("base", encoders.load_encoder(cfg.encoder), cfg.encoder, index)
     hits = search_all(retriever, questions.texts, cfg.labels.num_candidates, cfg.eval.batch_size)
@@ -65,6 +65,6 @@ def build_candidates(run: Run, pool: str = "labelled") -> str:
         pa.table({"question_id": questions.ids, "question": questions.texts, "candidate_ids": hits.ids, "scores": hits.scores}),
     )
     storage.mark_stage_done(out_dir, inputs)
-    print(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} {pool} questions → {table_uri}")
+    console.say(f"candidates: top-{cfg.labels.num_candidates} for {len(questions)} {pool} questions → {table_uri}")
     return table_uri
 

@@ -11,7 +11,7 @@ import json
 import tempfile
 from typing import Any, Optional, Sequence
 
-from components import metrics, report, run_models, storage, tracking
+from components import console, metrics, report, run_models, storage, tracking
 from components.bm25 import BM25Retriever
 from components.config import Config
 from components.corpus import TEST_SAMPLE_SEED, Qrels, Questions
@@ -184,6 +184,7 @@ def evaluate(run: Run) -> str:
     }
     path = report.write(storage.join(cfg.run_dir, "report"), rep)
     tracking.log_report(cfg, rep, storage.join(cfg.run_dir, "report"))
-    print(report.markdown(rep))
-    print(f"report: {path}")
+    print(report.markdown(rep))  # the full tables, in the log
+    console.say(report.summary(rep))
+    console.say(f"report: {path} (and report.html beside it)")
     return path

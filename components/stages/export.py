@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from components import run_models, storage
+from components import console, run_models, storage
 from components.corpus import TEST_SAMPLE_SEED
 from components.errors import DataError
 from components.llm import prompts
@@ -204,10 +204,10 @@ def export(run: Run, out: str, push_to_hub: Optional[str] = None) -> dict[str, s
                                    ("labels", lambda: None, export_labels)):
             problem = check()
             if problem:
-                print(f"export: {name} not exported: {problem}")
+                console.say(f"export: {name} not exported: {problem}")
                 continue
             done[name] = write(run, out, scratch)
-            print(f"export: {name} → {done[name]}")
+            console.say(f"export: {name} → {done[name]}")
     if push_to_hub:
         _push(done, push_to_hub)
     return done

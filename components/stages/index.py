@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 
-from components import encoders, storage
+from components import console, encoders, storage
 from components.config import Config, EncoderConfig
 from components.corpus import Corpus
 from components.embedding import embed_texts
@@ -40,14 +40,14 @@ def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, 
         identity = encoders.identity(encoders.load_encoder(encoders.fetched(encoder, scratch)), encoder)
     corpus_hash = corpus.content_hash()
     if _up_to_date(uri, corpus_hash, identity["fingerprint"], cfg, encoder):
-        print(f"{name}: up to date at {uri}, skipping")
+        console.say(f"{name}: up to date at {uri}, skipping")
         return uri
     init_ray(cfg.ray)
     vectors = embed_texts(corpus.passages(), encoder, cfg.ray, identity["dim"])
     index = FaissIndex.build(vectors, corpus.ids, cfg.index, identity, corpus_hash)
     index.manifest["versions"] = versions()
     index.save(uri)
-    print(f"{name}: {len(corpus)} passages, dim {identity['dim']}, {cfg.index.kind} → {uri}")
+    console.say(f"{name}: {len(corpus)} passages, dim {identity['dim']}, {cfg.index.kind} → {uri}")
     return uri
 
 

@@ -13,7 +13,7 @@ import datetime
 
 import pyarrow as pa
 
-from components import call_cache, storage
+from components import call_cache, console, storage
 from components.labelling import label_rows, make_tasks, run_labelling, summarize
 from components.llm.chat import chat_backend
 from components.run_layout import labels_uri
@@ -43,7 +43,7 @@ def label(run: Run) -> str:
     summary = {"teacher": model, "backend": cfg.labels.backend, "endpoint_kind": teacher.name, **summarize(rows, stats),
                "labelled_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
     storage.write_json(storage.join(out, "summary.json"), summary)
-    print(
+    console.say(
         "labels: {questions} questions — {complete} complete, {repaired} repaired, {unusable} unusable, {failed} failed; "
         "{calls_sent} calls sent ({calls_cached} cached), tokens in/out {tokens_in}/{tokens_out}, "
         "{wall_s} s, {calls_per_s} calls/s".format(**summary)
@@ -51,6 +51,6 @@ def label(run: Run) -> str:
         + (f"; {summary['passes']} shuffled passes per list, mean agreement (Kendall's τ) {summary['mean_agreement']}"
            if summary["passes"] > 1 else "")
     )
-    print(f"labels: {labels_file} (teacher: {model})")
+    console.say(f"labels: {labels_file} (teacher: {model})")
     return labels_file
 

@@ -13,7 +13,7 @@ import functools
 import time
 from typing import Any
 
-from components import storage
+from components import console, storage
 from components.config import Config
 from components.labelling import NoUsableLabels
 from components.run import Run
@@ -39,23 +39,25 @@ def run_pipeline(run: Run) -> str:
     """Run all stages; return the path of the report."""
     cfg, collection = run.cfg, run.collection
     if collection.validation.counts:
-        print(f"data: dropped on load: {collection.validation.describe()}")
+        console.say(f"data: dropped on load: {collection.validation.describe()}")
     stages: dict[str, Any] = {}
     blocked = ""
     steps = [("index", functools.partial(build_index, run))]
     if cfg.data.questions == "generated":
         steps.append(("questions", functools.partial(generate_questions, run)))
-    for name, step in steps + [
+    steps += [
         ("candidates", functools.partial(build_candidates, run)),
         ("label", functools.partial(label, run)),
         ("ranker", functools.partial(train_ranker, run)),
         ("retriever", functools.partial(train_retriever, run)),
         *[(f"retriever-{a}", functools.partial(train_ablation, run, a)) for a in cfg.train.ablations],
         ("evaluate", functools.partial(evaluate, run)),
-    ]:
+    ]
+    for number, (name, step) in enumerate(steps, start=1):
         if blocked and name.startswith(("ranker", "retriever")):
             stages[name] = {"status": "skipped", "reason": blocked}
             continue
+        console.say(f"[{number}/{len(steps)}] {name}")
         started = time.time()
         stages[name] = {"status": "running"}
         write_manifest(cfg, stages)
@@ -64,7 +66,7 @@ def run_pipeline(run: Run) -> str:
         except NoUsableLabels as e:
             blocked = str(e)
             stages[name] = {"status": "skipped", "reason": blocked}
-            print(f"{name}: skipped: {blocked}")
+            console.say(f"{name}: skipped: {blocked}")
             continue
         stages[name] = {"status": "done", "output": output, "seconds": round(time.time() - started, 1)}
         write_manifest(cfg, stages)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from components import call_cache, question_gen, run_models, storage
+from components import call_cache, console, question_gen, run_models, storage
 from components.corpus import Questions
 from components.errors import DataError
 from components.llm.chat import chat_backend
@@ -47,7 +47,7 @@ def generate_questions(run: Run) -> str:
     inputs = {"corpus": corpus.content_hash(), "generate": g.model_dump(), "teacher": model, "seed": cfg.seed,
               "encoder": cfg.encoder.model if g.consistency_k else None}
     if storage.stage_is_current(out, inputs):
-        print(f"questions: up to date at {table_uri}, skipping")
+        console.say(f"questions: up to date at {table_uri}, skipping")
         return table_uri
     wanted = math.ceil(g.count * g.oversample / g.per_passage)
     sampled = question_gen.sample_passages(corpus.ids, corpus.titles, wanted, cfg.seed)
@@ -57,7 +57,7 @@ def generate_questions(run: Run) -> str:
     store = call_cache.open_store(storage.join(out, "calls"))
     cache = call_cache.cached_replies(store)
     with teacher.sender(cfg.ray) as send:
-        sent = call_cache.complete(calls, model, store, cache, send)
+        sent = call_cache.complete(calls, model, store, cache, send, desc="questions")
     store.compact()
     replies = [(cache.get((c.question_id, c.prompt_hash, model)) or {}).get("text") for c in calls]
     rows, dropped = question_gen.collect(sampled, texts, replies, g)
@@ -74,7 +74,7 @@ def generate_questions(run: Run) -> str:
                "dropped": dict(dropped), "passed_filters": len(rows), "kept": len(kept)}
     storage.write_json(storage.join(out, "summary.json"), summary)
     storage.mark_stage_done(out, inputs, kept=len(kept))
-    print(f"questions: {len(kept)} kept of {len(sampled)} passages x {g.per_passage} asked; dropped {dict(dropped)}; "
+    console.say(f"questions: {len(kept)} kept of {len(sampled)} passages x {g.per_passage} asked; dropped {dict(dropped)}; "
           f"{sent.sent} calls sent ({sent.cached} cached) → {table_uri} (teacher: {model})")
     return table_uri
 

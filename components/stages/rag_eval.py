@@ -16,7 +16,7 @@ import tempfile
 import time
 from typing import Any
 
-from components import call_cache, qa_metrics, report, storage, tracking
+from components import call_cache, console, qa_metrics, report, storage, tracking
 from components.corpus import TEST_SAMPLE_SEED, Qrels
 from components.errors import DataError
 from components.llm.answers import parse_answer
@@ -74,9 +74,9 @@ def rag_eval(run: Run) -> str:
     cache = call_cache.cached_replies(store)
     started = time.monotonic()
     with generator.sender(cfg.ray) as send:
-        sent = call_cache.complete(list(calls.values()), model, store, cache, send)
+        sent = call_cache.complete(list(calls.values()), model, store, cache, send, desc="rag answers")
     store.compact()
-    print(f"rag: {len(calls)} prompts, {sent.sent + sent.cached} distinct: {sent.sent} sent, {sent.cached} cached, "
+    console.say(f"rag: {len(calls)} prompts, {sent.sent + sent.cached} distinct: {sent.sent} sent, {sent.cached} cached, "
           f"{len(sent.failed)} failed, {time.monotonic() - started:.1f} s (generator: {model})")
 
     rows: dict[str, dict[str, Any]] = {}
@@ -106,7 +106,7 @@ def write_report(run: Run, rag: dict[str, Any]) -> str:
     rep["rag"] = rag
     path = report.write(storage.join(cfg.run_dir, "report"), rep)
     tracking.log_report(cfg, rep, storage.join(cfg.run_dir, "report"))
-    print(report.rag_markdown(rag))
-    print(f"report: {path}")
+    console.say(report.rag_markdown(rag))
+    console.say(f"report: {path}")
     return path
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from components import storage
+from components import console, storage
 from components.labelling import USABLE, NoUsableLabels
 from components.run import Run, stage
 from components.run_layout import MODEL_DIR, ranker_uri
@@ -53,11 +53,11 @@ def train_ranker(run: Run) -> str:
             row["prior"] = [float(cosine[r["question_id"]][d]) for d in r["ranked_ids"]]
     out = ranker_uri(cfg)
     if storage.stage_is_current(out, inputs):
-        print(f"ranker: up to date at {out}, skipping")
+        console.say(f"ranker: up to date at {out}, skipping")
         return storage.join(out, MODEL_DIR)
     model = train_stage(
         cfg, "ranker", RankerStage(rc), rows, inputs,
         labels_used=len(rows), labels_total=len(labels), labels_held_out=len(dev), teacher=usable[0]["model"],
     )
-    print(f"ranker: trained on {len(rows)} of {len(labels)} labels ({len(dev)} held out as Stage 2's dev questions) → {model}")
+    console.say(f"ranker: trained on {len(rows)} of {len(labels)} labels ({len(dev)} held out as Stage 2's dev questions) → {model}")
     return model
