@@ -63,13 +63,19 @@ class EncoderConfig(_Section):
 
 
 class IndexConfig(_Section):
-    """FAISS index shape. ``flat`` is exact; ``hnsw`` and ``ivf`` trade recall for speed at scale."""
+    """FAISS index shape. ``flat`` is exact; ``hnsw`` and ``ivf`` trade recall for speed at scale;
+    ``ivfpq`` also compresses each vector to ``pq_m`` bytes (384-d MiniLM: 96 bytes against flat's
+    1,536); ``auto`` is flat up to ``auto_flat_max`` passages and ivfpq beyond
+    (``benchmarks/index_scale.py`` measures the trade at a million)."""
 
-    kind: Literal["flat", "hnsw", "ivf"] = "flat"
+    kind: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = "auto"
+    auto_flat_max: int = Field(200_000, ge=1, description="auto: exact search up to this many passages")
     hnsw_m: int = Field(32, ge=4)
     hnsw_ef_search: int = Field(128, ge=1)
-    ivf_nlist: int = Field(64, ge=1)
-    ivf_nprobe: int = Field(8, ge=1)
+    ivf_nlist: Optional[int] = Field(None, ge=1, description="ivf/ivfpq lists (null: 4·√n, at most n/39)")
+    ivf_nprobe: Optional[int] = Field(None, ge=1, description="lists searched per query (null: max(8, nlist/64))")
+    pq_m: int = Field(96, ge=1, description="ivfpq: sub-quantizers, bytes per vector at 8 bits (must divide the dim)")
+    pq_bits: int = Field(8, ge=4, le=12, description="ivfpq: bits per sub-quantizer code")
     gpu: bool = Field(True, description="search on the GPUs when faiss-gpu and a CUDA device are present (the gpu extra)")
 
 

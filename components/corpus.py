@@ -289,11 +289,16 @@ class Collection:
     corpus: Corpus
     questions: Questions
     validation: ValidationReport
+    _splits: dict[tuple[str, str], Split] = field(default_factory=dict, repr=False, compare=False)
 
     def split(self, name: str, on_invalid: OnInvalid = "warn") -> Split:
-        qrels = load_qrels(self.path, name, self.corpus, self.questions, on_invalid, self.validation)
-        judged = {q for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
-        return Split(name, self.questions.subset(judged), qrels)
+        """The split, read once per collection: its dropped judgements join ``validation`` once
+        however many stages ask for it."""
+        if (name, on_invalid) not in self._splits:
+            qrels = load_qrels(self.path, name, self.corpus, self.questions, on_invalid, self.validation)
+            judged = {q for q, docs in qrels.items() if any(r > 0 for r in docs.values())}
+            self._splits[(name, on_invalid)] = Split(name, self.questions.subset(judged), qrels)
+        return self._splits[(name, on_invalid)]
 
 
 def load_collection(path: str, on_invalid: OnInvalid = "warn") -> Collection:

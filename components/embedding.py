@@ -14,6 +14,7 @@ import numpy as np
 
 from components.config import EncoderConfig, RayConfig
 from components import console, encoders
+from components.row_collect import collect_rows
 
 
 class _EncodeActor:
@@ -62,13 +63,6 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
         num_cpus=ray_cfg.embed_cpus_per_actor,
         num_gpus=ray_cfg.embed_gpus_per_actor if use_gpu else 0,
     )
-    out = np.empty((len(texts), dim), dtype=np.float32)
-    filled = 0
     with console.bar(len(texts), "embed", "passage") as progress:
-        for batch in encoded.iter_batches(batch_size=encoder_cfg.batch_size, batch_format="numpy"):
-            out[batch["row"]] = np.asarray(batch["embedding"], dtype=np.float32)
-            filled += len(batch["row"])
-            progress.update(len(batch["row"]))
-    if filled != len(texts):
-        raise RuntimeError(f"embedding returned {filled} rows for {len(texts)} passages")
-    return out
+        return collect_rows(encoded.iter_batches(batch_size=encoder_cfg.batch_size, batch_format="numpy"), len(texts),
+                            "embedding", "embedding", dim, progress=progress.update)

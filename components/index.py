@@ -9,6 +9,7 @@ catch a directory whose files come from different builds.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -19,7 +20,7 @@ import pyarrow as pa
 
 from components import storage
 from components.config import IndexConfig
-from components.errors import ArtifactMismatchError, DataError
+from components.errors import ArtifactMismatchError, ConfigError, DataError
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE = "faiss.index", "ids.parquet", "manifest.json"
 
@@ -28,24 +29,41 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _make_index(vectors: np.ndarray, cfg: IndexConfig) -> tuple[faiss.Index, dict[str, Any]]:
-    n, dim = vectors.shape
-    shape: dict[str, Any] = {"kind": cfg.kind}
-    if cfg.kind == "flat":
+def index_shape(cfg: IndexConfig, n: int, dim: int) -> dict[str, Any]:
+    """Every parameter of the index ``cfg`` builds over ``n`` vectors of ``dim``, resolved (``auto``
+    kind, list counts): recorded in the manifest, and compared whole before an index is reused."""
+    kind = cfg.kind if cfg.kind != "auto" else ("flat" if n <= cfg.auto_flat_max else "ivfpq")
+    if kind == "flat":
+        return {"kind": kind}
+    if kind == "hnsw":
+        return {"kind": kind, "m": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search}
+    # FAISS wants ~39 training points per list; fewer lists beat a badly trained quantizer.
+    nlist = max(1, min(cfg.ivf_nlist or round(4 * math.sqrt(n)), n // 39))
+    shape = {"kind": kind, "nlist": nlist, "nprobe": min(cfg.ivf_nprobe or max(8, nlist // 64), nlist)}
+    if kind == "ivfpq":
+        if dim % cfg.pq_m:
+            raise ConfigError(f"index.pq_m={cfg.pq_m} must divide the vectors' dimension {dim}")
+        shape.update(pq_m=cfg.pq_m, pq_bits=cfg.pq_bits)
+    return shape
+
+
+def _make_index(vectors: np.ndarray, shape: dict[str, Any]) -> faiss.Index:
+    dim = vectors.shape[1]
+    if shape["kind"] == "flat":
         index = faiss.IndexFlatIP(dim)
-    elif cfg.kind == "hnsw":
-        index = faiss.IndexHNSWFlat(dim, cfg.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = cfg.hnsw_ef_search
-        shape.update(m=cfg.hnsw_m, ef_search=cfg.hnsw_ef_search)
+    elif shape["kind"] == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, shape["m"], faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = shape["ef_search"]
     else:
-        # FAISS wants ~39 training points per list; fewer lists beat a badly trained quantizer.
-        nlist = max(1, min(cfg.ivf_nlist, n // 39))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        quantizer = faiss.IndexFlatIP(dim)
+        if shape["kind"] == "ivf":
+            index = faiss.IndexIVFFlat(quantizer, dim, shape["nlist"], faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFPQ(quantizer, dim, shape["nlist"], shape["pq_m"], shape["pq_bits"], faiss.METRIC_INNER_PRODUCT)
         index.train(vectors)
-        index.nprobe = min(cfg.ivf_nprobe, nlist)
-        shape.update(nlist=nlist, nprobe=index.nprobe)
+        index.nprobe = shape["nprobe"]
     index.add(vectors)
-    return index, shape
+    return index
 
 
 @dataclass
@@ -61,7 +79,8 @@ class FaissIndex:
         if vectors.ndim != 2 or vectors.shape[0] != len(doc_ids):
             raise ValueError(f"{vectors.shape} vectors for {len(doc_ids)} document ids")
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        index, shape = _make_index(vectors, cfg)
+        shape = index_shape(cfg, *vectors.shape)
+        index = _make_index(vectors, shape)
         manifest = {
             "encoder": encoder,
             "corpus_hash": corpus_hash,

@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from components import console, encoders
+from components.row_collect import collect_rows
 
 
 def load_ranker(path: str, device: str = "auto") -> tuple[Any, Any]:
@@ -116,12 +117,9 @@ def score_with_ray(
         num_cpus=1,
         num_gpus=1 if use_gpu else 0,
     )
-    out = np.empty(len(rows), dtype=np.float32)
     with console.bar(len(rows), "ranker scores", "pair") as progress:
-        for batch in scored.iter_batches(batch_size=batch_size * 4, batch_format="numpy"):
-            out[batch["row"]] = batch["score"]
-            progress.update(len(batch["row"]))
-    return out
+        return collect_rows(scored.iter_batches(batch_size=batch_size * 4, batch_format="numpy"), len(rows), "score",
+                            "ranker scoring", progress=progress.update)
 
 
 class RerankRetriever:

@@ -5,10 +5,44 @@ One place for the layout, so jobs, the Serve application and the evaluation agre
 
 from __future__ import annotations
 
+from typing import Any
+
 from components import storage
 from components.config import Config
 
 MODEL_DIR = "model"  # inside a training stage's directory: the trained model, loadable elsewhere
+# (``model-<digest of its inputs>`` since models are published under a new name, see publish_model)
+
+
+def stage_model(stage_dir: str) -> str:
+    """The model of a finished training stage: the directory its manifest names (``model`` in
+    runs from before models were published under their own name)."""
+    manifest = storage.join(stage_dir, "manifest.json")
+    name = storage.read_json(manifest).get("model", MODEL_DIR) if storage.exists(manifest) else MODEL_DIR
+    return storage.join(stage_dir, name)
+
+
+def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any]) -> str:
+    """Copy a trained model to ``stage_dir/model-<digest of inputs>``, a name no manifest points
+    to yet (``switch_model`` publishes it); return its URI, which workers on any node can read."""
+    uri = storage.join(stage_dir, f"{MODEL_DIR}-{storage.content_hash(inputs)[:12]}")
+    storage.put_dir(local_model, uri)
+    return uri
+
+
+def switch_model(stage_dir: str, inputs: dict[str, Any], model_uri: str, files: dict[str, bytes], **details: Any) -> str:
+    """Write ``files`` beside the model ``put_model`` placed, switch the stage's manifest to it,
+    and only then delete the models it replaced. A kill at any point leaves the manifest naming a
+    whole model (the old one until the switch), never a directory half overwritten."""
+    name = model_uri.rstrip("/").rsplit("/", 1)[-1]
+    for file_name, data in files.items():
+        storage.write_bytes(storage.join(stage_dir, file_name), data)
+    storage.mark_stage_done(stage_dir, inputs, model=name, **details)
+    for old in storage.list_dirs(stage_dir, MODEL_DIR):
+        base = old.rstrip("/").rsplit("/", 1)[-1]
+        if base != name and (base == MODEL_DIR or base.startswith(MODEL_DIR + "-")):
+            storage.delete_dir(old)
+    return model_uri
 
 
 def base_index_uri(cfg: Config) -> str:

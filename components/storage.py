@@ -83,6 +83,20 @@ def delete(uri: str) -> None:
     fs.delete_file(path)
 
 
+def list_dirs(uri: str, prefix: str = "") -> list[str]:
+    """Directories directly under ``uri`` whose names start with ``prefix``, sorted."""
+    fs, path = filesystem(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    return [join(uri, n) for n in sorted(i.base_name for i in infos if i.type == pafs.FileType.Directory and i.base_name.startswith(prefix))]
+
+
+def delete_dir(uri: str) -> None:
+    fs, path = filesystem(uri)
+    fs.delete_dir(path)
+
+
 def put_dir(local_dir: str, uri: str) -> None:
     """Copy a local directory tree to ``uri`` (local or S3). Callers write a manifest afterwards:
     a directory without its manifest is unfinished and is never used."""

@@ -30,7 +30,7 @@ from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
 from components.errors import DataError
 from components.run import init_ray
-from components.run_layout import MODEL_DIR
+from components.run_layout import MODEL_DIR, put_model, switch_model
 
 STATE_FILE, LOSSES_FILE = "train_state.pt", "losses.jsonl"
 
@@ -395,8 +395,8 @@ def train_stage(
 ) -> str:
     """Fit ``stage`` on Ray Train with the run's scaling and fault settings, then copy the final
     model (or the one ``finish`` derives from it) and the loss curve into ``out_dir`` (default
-    ``RUN/<stage_name>/``), manifest last, so a kill at any point leaves the stage unfinished
-    rather than half-chosen; return the model's URI."""
+    ``RUN/<stage_name>/``) under a new name the manifest then switches to (``put_model``, ``switch_model``), so
+    a kill at any point leaves the stage unfinished rather than half-chosen; return the model's URI."""
     init_ray(cfg.ray)
     t = cfg.train
     checkpoint = fit(
@@ -411,10 +411,8 @@ def train_stage(
         if finish is not None:
             model_dir, chosen = finish(model_dir, tempfile.mkdtemp(dir=scratch))
             details.update(chosen)
-        storage.put_dir(model_dir, storage.join(out_dir, MODEL_DIR))
         losses = Path(local, LOSSES_FILE).read_bytes()
-        storage.write_bytes(storage.join(out_dir, LOSSES_FILE), losses)
-    storage.mark_stage_done(out_dir, inputs, **details)
+        model = switch_model(out_dir, inputs, put_model(model_dir, out_dir, inputs), {LOSSES_FILE: losses}, **details)
     curve = [json.loads(line) for line in losses.decode().splitlines() if line]
     tracking.log_losses(cfg, out_dir[len(cfg.run_dir):].strip("/") or stage_name, curve)
-    return storage.join(out_dir, MODEL_DIR)
+    return model

@@ -12,7 +12,8 @@ base top-n, query side only, frozen passage vectors, paired bootstrap CI) with:
 * ``--student full | adapter | bias``: the whole query encoder, a linear map on its output, or a bias;
 * ``--teacher grades | base | uniform | rank``: the judgements, the base's own scores
   (self-distillation control), no order (control), or minus the position of the grade order (the
-  shape of an LLM permutation); ``--keep-all`` keeps lists with no relevant passage;
+  shape of an LLM permutation; ``--tiebreak lexical`` orders within a grade as the graded simulator
+  does); ``--keep-all`` keeps lists with no relevant passage;
 * ``--model static:...``: any encoder spec, e.g. the static-embedding student.
 
     python scripts/stage2_probe.py ../shared/datasets/nfcorpus --dev 0.2 --max-train 2100 \
@@ -36,6 +37,8 @@ ap.add_argument("--seq", type=int, default=128); ap.add_argument("--bs", type=in
 ap.add_argument("--seed", type=int, default=0)
 ap.add_argument("--teacher", default="grades", choices=["grades", "base", "uniform", "rank"])
 ap.add_argument("--keep-all", action="store_true", help="train on every list, not only those with a relevant passage")
+ap.add_argument("--tiebreak", default="base", choices=["base", "lexical"],
+                help="rank teacher: order within a grade by the base's order, or by the graded simulator's lexical score")
 ap.add_argument("--model", default=None, help="student spec (default: packaged MiniLM), e.g. static:all-MiniLM-L6-v2")
 a = ap.parse_args()
 torch.manual_seed(a.seed); random.seed(a.seed); torch.set_num_threads(2)
@@ -84,6 +87,12 @@ cand = np.argsort(-(Qb @ P.T), axis=1)[:, :a.n]
 grade = [torch.tensor([tr[q].get(ids[j], 0) for j in cand[i]], dtype=torch.float) for i, q in enumerate(train_q)]
 keep = [i for i in range(len(train_q)) if grade[i].max() > 0 or a.keep_all]
 if a.teacher == "rank":  # the LLM-label shape the pipeline's direct ablation uses: -position of the grade order
+    if a.tiebreak == "lexical":  # what the graded simulator adds below each grade (teacher_sim.Oracle.graded_relevance)
+        from components.llm.teacher_sim import _content_words
+        text = [(d.get("title", "") + " " + d["text"]).strip() for d in corpus]
+        words = [_content_words(queries[q]) for q in train_q]
+        grade = [g + torch.tensor([len(w & _content_words(text[j])) / (len(w) + 1) for j in cand[i]])
+                 for i, (g, w) in enumerate(zip(grade, words))]
     grade = [-torch.argsort(torch.argsort(-g, stable=True), stable=True).float() * a.tt for g in grade]
 elif a.teacher == "base":  # self-distillation control: the base's own scores (cos / 0.05, tt applies on top)
     grade = [torch.tensor(Qb[i] @ P[cand[i]].T / 0.05 * a.tt, dtype=torch.float) for i in range(len(train_q))]
@@ -141,4 +150,4 @@ else:
 dist = evaluate(Qd, f"distilled {vars(a)}")
 d = np.array([dist[q] - base[q] for q in evalq if q in base])
 boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
-print(f"RESULT {a.model or 'minilm'} {a.teacher} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
+print(f"RESULT {a.model or 'minilm'} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)

@@ -115,6 +115,8 @@ def unavailable(error: str) -> str:
     """What a client may learn of a generator failure: its kind, not the upstream's address or body."""
     if error.startswith("timed out"):
         return "generator unavailable: it timed out"
+    if error.startswith("not started"):
+        return "generator unavailable: no generator is running (its local server could not start; see the replica log)"
     status = re.match(r"HTTP (\d{3})", error)
     if status:
         return f"generator unavailable: it answered HTTP {status.group(1)}"

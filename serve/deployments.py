@@ -6,8 +6,9 @@
   the run's Stage 1 ranker.
 * ``Generator``: the RAG generator client (``components.llm.generator``) over the configured
   OpenAI-compatible endpoints; without any, each replica starts its own llama.cpp server with the
-  packaged SmolLM2. A generator that cannot answer is reported, not raised, so ``/ask`` becomes a
-  503 and ``/retrieve`` keeps working.
+  packaged SmolLM2. A generator that cannot answer, or whose local server cannot even start (no
+  llama.cpp installed, a missing model), is reported, not raised, so ``/ask`` becomes a 503 and
+  the app, ``/retrieve`` included, still deploys and serves.
 * ``RAGIngress``: the HTTP contract of ``serve.api``, built in the replica.
 
 Each takes the run's whole ``Config`` as a plain dict, so a Serve config file can carry it too.
@@ -39,7 +40,7 @@ from components.urls import endpoint_url
 from serve.api import ApiSettings, make_api
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, health_check_period_s=10)
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64, max_queued_requests=256, health_check_period_s=10)
 class Retriever:
     def __init__(self, config: dict[str, Any]) -> None:
         cfg = Config.model_validate(config)
@@ -89,14 +90,19 @@ class Retriever:
         shutil.rmtree(getattr(self, "scratch", ""), ignore_errors=True)
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32)
+@serve.deployment(ray_actor_options={"num_cpus": 0.25}, max_ongoing_requests=32, max_queued_requests=64)
 class Generator:
     def __init__(self, config: dict[str, Any]) -> None:
         self.cfg = Config.model_validate(config).generator
         self.backend = chat_backend(self.cfg)
         self.running = contextlib.ExitStack()  # a local llama.cpp server lives as long as the replica
-        self.endpoints = self.running.enter_context(self.backend.serving())
         self.client: Optional[GeneratorClient] = None
+        self.not_started = ""  # why the local server could not start: /ask answers 503, /retrieve serves on
+        try:
+            self.endpoints = self.running.enter_context(self.backend.serving())
+        except (IdistillError, OSError) as e:
+            self.endpoints, self.not_started = [], str(e)
+            print(f"generator: not started, /ask will answer 503: {e}")
 
     async def _client(self) -> GeneratorClient:
         """Built on first use: asking an ``auto`` endpoint for its model must not stop the replica
@@ -107,6 +113,8 @@ class Generator:
         return self.client
 
     async def answer(self, question: str, passages: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.not_started:
+            return {"ok": False, "error": f"not started: {self.not_started}"}
         try:
             client = await self._client()
             reply = await client.answer(question, [p["id"] for p in passages], [p["text"] for p in passages])
@@ -134,7 +142,7 @@ def _answers(endpoint: EndpointConfig) -> bool:
         return False
 
 
-@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=128)
+@serve.deployment(ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=128, max_queued_requests=512)
 @serve.ingress()
 class RAGIngress:
     def __init__(self, retriever: DeploymentHandle, generator: DeploymentHandle, settings: dict[str, Any]) -> None:

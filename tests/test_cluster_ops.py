@@ -17,6 +17,7 @@ import pytest
 
 from components import storage
 from components.corpus import load_collection
+from components.run_layout import stage_model
 from components.llm.teacher_sim import (
     Oracle,
     SimSettings,
@@ -106,9 +107,11 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
         first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         for rel in ("manifest.json", "index/base/manifest.json", "index/base/faiss.index", "candidates/candidates.parquet",
-                    "labels/labels.parquet", "ranker/model/config.json", "ranker/manifest.json",
-                    "retriever/model/config.json", "retriever/manifest.json", "report/report.json", "report/topk.png"):
+                    "labels/labels.parquet", "ranker/manifest.json", "retriever/manifest.json", "report/report.json",
+                    "report/topk.png"):
             assert storage.exists(storage.join(run, rel)), rel
+        for stage in ("ranker", "retriever"):  # each model where its manifest says
+            assert storage.exists(storage.join(stage_model(storage.join(run, stage)), "config.json")), stage
         assert storage.list_files(storage.join(run, "labels", "calls"), ".parquet")
         checkpoints = storage.join(run, "ranker", "checkpoints")
         assert storage.is_dir(checkpoints)  # Ray Train's storage_path was the s3:// run too

@@ -7,7 +7,7 @@ from components.errors import ConfigError
 def test_defaults_are_the_embedded_local_run():
     cfg = load_config()
     assert cfg.data.path == "demo"
-    assert cfg.index.kind == "flat"
+    assert cfg.index.kind == "auto"
     assert cfg.eval.ks == [1, 5, 10, 20, 50, 100]
 
 

@@ -27,6 +27,8 @@ def test_valid_collection_with_counted_drops(tmp_path):
         "test judgements for unknown documents": 1,
         "test judgements for unknown questions": 1,
     }
+    assert col.split("test") is split  # stages ask again and again: the drops are counted once
+    assert col.validation.counts["test judgements for unknown documents"] == 1
 
 
 def test_strict_mode_raises_with_examples(tmp_path):

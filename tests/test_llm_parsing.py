@@ -20,6 +20,13 @@ def test_out_of_range_and_duplicates_are_dropped_then_missing_appended_in_prompt
     assert (p.status, p.ranked, p.dropped) == ("repaired", 2, 3)
 
 
+def test_a_runaway_number_is_dropped_not_a_crash():
+    p = parse_permutation("[" + "9" * 5000 + "] > [2] > [1] > [3]", 3)
+    assert p.order == [1, 0, 2] and p.status == "repaired" and p.dropped == 1
+    bare = parse_permutation("7" * 5000 + " 1 2", 2)
+    assert bare.order == [0, 1] and bare.dropped == 1
+
+
 def test_truncated_list_is_repaired_or_unusable_by_fraction():
     assert parse_permutation("[5] > [2] > [7] > [1] > [", 10).status == "unusable"  # 4 of 10
     p = parse_permutation("[5] > [2] > [7] > [1] > [3] > [", 10)

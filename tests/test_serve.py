@@ -1,8 +1,9 @@
 """The RAG endpoint on a real local Ray cluster, over HTTP on 127.0.0.1: a real index of the demo
 collection, the packaged MiniLM, and the llama.cpp generator (SmolLM2) in the Generator replica.
 
-Two applications share one Serve instance: ``/open`` (no auth, the local generator) and
-``/secure`` (a bearer token, a generator endpoint that is down).
+Three applications share one Serve instance: ``/open`` (no auth, the local generator),
+``/secure`` (a bearer token, a generator endpoint that is down) and ``/nogen`` (a bearer token, a
+local generator that cannot start).
 """
 
 from __future__ import annotations
@@ -49,18 +50,24 @@ def endpoint(ray_cluster, tmp_path_factory, monkeypatch_module):
         f"serve.auth_token_env={TOKEN_ENV}", "generator.max_attempts=1",
         'generator.endpoints=[{base_url: "%s", model: m}]' % _dead_url(),
     ])
-    # Two apps on the test cluster's 2 CPUs: reserve little per replica (the file is what a user
+    # Three apps on the test cluster's 2 CPUs: reserve little per replica (the file is what a user
     # passes with --serve-config).
     shape = tmp_path_factory.mktemp("serve_cfg") / "serve.yaml"
     tree = yaml.safe_load(DEFAULT_SERVE_CONFIG.read_text())
     for d in tree["applications"][0]["deployments"]:
         d["ray_actor_options"] = {"num_cpus": 0.1}
     shape.write_text(yaml.safe_dump(tree))
+    # No generator endpoint, and a local server that cannot start (its model is missing).
+    no_generator = run_config(run_dir, overrides=common + [
+        f"serve.auth_token_env={TOKEN_ENV}", "generator.local.model_path=/nonexistent/model.gguf",
+        "generator.local.startup_timeout_s=30",
+    ])
     base = start(cfg, str(shape), name="open", route_prefix="/open").rsplit("/open", 1)[0]
     start(secure, str(shape), name="secure", route_prefix="/secure")
+    start(no_generator, str(shape), name="nogen", route_prefix="/nogen")
     yield {"base": base, "token": token}
-    serve.delete("open")
-    serve.delete("secure")
+    for app in ("open", "secure", "nogen"):
+        serve.delete(app)
     serve.shutdown()
 
 
@@ -158,6 +165,16 @@ def test_generator_down_gives_503_and_retrieve_still_works(endpoint):
     assert call(f"{base}/healthz") == (200, {"status": "ok"})  # without the token: up or down only
     status, health = call(f"{base}/healthz", token=token)
     assert status == 200 and health["generator"]["reachable"] is False and "127.0.0.1" not in json.dumps(health)
+
+
+def test_an_app_whose_generator_cannot_start_still_deploys_and_retrieves(endpoint):
+    base, token = f"{endpoint['base']}/nogen", endpoint["token"]
+    assert call(f"{base}/retrieve", {"question": "Where is Harfost?"}, token=token)[0] == 200
+    status, body = call(f"{base}/ask", {"question": "Where is Harfost?"}, token=token)
+    assert status == 503 and body["detail"].startswith("generator unavailable: no generator is running")
+    assert "nonexistent" not in body["detail"]  # the reason stays in the replica log
+    status, health = call(f"{base}/healthz", token=token)
+    assert status == 200 and health["generator"]["reachable"] is False
 
 
 def test_the_token_never_reaches_the_logs(endpoint):

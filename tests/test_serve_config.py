@@ -81,3 +81,11 @@ def test_the_vllm_generator_is_started_on_loopback_with_the_configured_model():
     else:
         cmd = server.command()
         assert cmd[cmd.index("--host") + 1] == "127.0.0.1" and cmd[cmd.index("--max-model-len") + 1] == "8192"
+
+
+def test_every_deployment_bounds_its_queue():
+    """Past the bound a client gets a 503 at once instead of a request that waits without end."""
+    from serve.deployments import Generator, RAGIngress, Retriever
+
+    for deployment in (RAGIngress, Retriever, Generator):
+        assert 0 < deployment.max_queued_requests <= 1024, deployment.name

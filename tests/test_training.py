@@ -21,6 +21,7 @@ from components.config import EncoderConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
+from components.run_layout import stage_model
 from components.training import LOSSES_FILE, RetrieverStage, fit
 from components.weight_averaging import interpolate, pick_alpha
 from components.stages.pipeline import run_pipeline
@@ -184,11 +185,12 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert chosen_dev_check(tmp_path)["questions"] == dev
         stages = json.loads((tmp_path / "manifest.json").read_text())["stages"]
         assert all(s["status"] == "done" for s in stages.values())
-        assert (tmp_path / "ranker" / "model" / "config.json").exists()
+        ranker_model, retriever_model = stage_model(str(tmp_path / "ranker")), stage_model(str(tmp_path / "retriever"))
+        assert Path(ranker_model, "config.json").exists() and Path(ranker_model).name.startswith("model-")
         from sentence_transformers import CrossEncoder, SentenceTransformer
 
-        assert CrossEncoder(str(tmp_path / "ranker" / "model")).predict([("q", "p")]).shape == (1,)
-        kept = SentenceTransformer(str(tmp_path / "retriever" / "model"))
+        assert CrossEncoder(ranker_model).predict([("q", "p")]).shape == (1,)
+        kept = SentenceTransformer(retriever_model)
         assert kept.encode(["q"]).shape == (1, 384)
         # The kept query encoder is the dev-chosen weight average of the base and the trained one.
         chosen = json.loads((tmp_path / "retriever" / "manifest.json").read_text())["dev"]
@@ -284,7 +286,7 @@ def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_ow
         fingerprints = {i.manifest["encoder"]["fingerprint"] for i in (base, refreshed, final)}
         assert len(fingerprints) == 3  # the corpus was re-embedded by each new passage encoder
         assert (stage / "rounds" / "1" / "ranker_scores.parquet").exists()  # refreshed candidates, rescored
-        kept = encoders.load_encoder(cfg.encoder.model_copy(update={"model": str(stage / "model")}))
+        kept = encoders.load_encoder(cfg.encoder.model_copy(update={"model": stage_model(str(stage))}))
         assert final.manifest["encoder"]["fingerprint"] == encoders.fingerprint(kept)
         assert {json.loads(line)["round"] for line in (stage / "losses.jsonl").read_text().splitlines()} == {0, 1}
         assert 0 < report["retrievers"]["distilled"]["ndcg@10"] <= 1

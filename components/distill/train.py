@@ -22,7 +22,7 @@ from components.distill.lists import Lists, frozen_rows, text_rows
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
 from components.retrieval import DenseRetriever
-from components.run_layout import MODEL_DIR, base_index_uri
+from components.run_layout import base_index_uri, put_model, stage_model, switch_model
 from components.stages.index import index_corpus
 from components.training import LOSSES_FILE, RetrieverStage, train_stage
 
@@ -46,7 +46,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     out = storage.join(cfg.run_dir, stage_name)
     if storage.stage_is_current(out, inputs):
         console.say(f"{stage_name}: up to date at {out}, skipping")
-        return storage.join(out, MODEL_DIR)
+        return stage_model(out)
     dev_ids = sorted(dev)
     text_of = dict(zip(lists.question_ids, lists.questions))
     chooser = functools.partial(
@@ -109,16 +109,16 @@ def train_with_refresh(
             stage = RetrieverStage.from_config(cfg.model_copy(update={"train": cfg.train.model_copy(
                 update={"retriever": tc.model_copy(update={"epochs": epochs})})}), model_spec)
             train_stage(cfg, stage_name, stage, rows, round_inputs, out_dir=round_dir, questions=len(rows))
-        model_spec, done, r = storage.join(round_dir, MODEL_DIR), done + epochs, r + 1
+        model_spec, done, r = stage_model(round_dir), done + epochs, r + 1
     curve = [json.dumps({**json.loads(line), "round": i})
              for i in range(r) for line in storage.read_text(storage.join(out, "rounds", str(i), LOSSES_FILE)).splitlines()]
-    storage.write_text(storage.join(out, LOSSES_FILE), "\n".join(curve) + "\n")
     with tempfile.TemporaryDirectory() as scratch:
         kept, details = chooser(None, storage.local_dir(model_spec, scratch), tempfile.mkdtemp(dir=scratch))
-        storage.put_dir(kept, storage.join(out, MODEL_DIR))
-    final = cfg.encoder.model_copy(update={"model": storage.join(out, MODEL_DIR)})
+        placed = put_model(kept, out, inputs)
+    final = cfg.encoder.model_copy(update={"model": placed})
     index_uri = index_corpus(cfg, collection.corpus, final, storage.join(out, "index"), name=f"{stage_name}: index")
-    storage.mark_stage_done(out, inputs, document_encoder=FaissIndex.load(index_uri).manifest["encoder"], index=index_uri,
-                            questions=len(questions), rounds=r, **details)
-    console.say(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {storage.join(out, MODEL_DIR)}")
-    return storage.join(out, MODEL_DIR)
+    model = switch_model(out, inputs, placed, {LOSSES_FILE: "\n".join(curve).encode() + b"\n"},
+                         document_encoder=FaissIndex.load(index_uri).manifest["encoder"], index=index_uri,
+                         questions=len(questions), rounds=r, **details)
+    console.say(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {model}")
+    return model

@@ -32,9 +32,11 @@ class Parsed:
 
 
 def extract_ids(text: str) -> list[int]:
-    """1-based ids in reply order: bracketed ``[k]`` when present, else bare integers."""
+    """1-based ids in reply order: bracketed ``[k]`` when present, else bare integers. A number
+    of more than nine digits (a runaway reply) is no passage: 0, dropped like any out-of-range id,
+    never handed to ``int`` (which refuses strings over 4,300 digits)."""
     found = _BRACKETED.findall(text)
-    return [int(x) for x in (found if found else _BARE.findall(text))]
+    return [int(x) if len(x.lstrip("0")) <= 9 else 0 for x in (found if found else _BARE.findall(text))]
 
 
 def parse_permutation(text: str, n: int, min_fraction: float = 0.5) -> Parsed:

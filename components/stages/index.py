@@ -12,7 +12,7 @@ from components import console, encoders, storage
 from components.config import Config, EncoderConfig
 from components.corpus import Corpus
 from components.embedding import embed_texts
-from components.index import MANIFEST_FILE, FaissIndex
+from components.index import MANIFEST_FILE, FaissIndex, index_shape
 from components.versions import versions
 from components.run_layout import base_index_uri
 from components.run import Run, init_ray, stage
@@ -28,7 +28,7 @@ def _up_to_date(uri: str, corpus_hash: str, encoder_fingerprint: str, cfg: Confi
         and m.get("encoder", {}).get("fingerprint") == encoder_fingerprint
         and m.get("encoder", {}).get("max_seq_length") == encoder.max_seq_length
         and m.get("encoder", {}).get("normalize") == encoder.normalize
-        and m.get("index", {}).get("kind") == cfg.index.kind
+        and m.get("index") == index_shape(cfg.index, m.get("num_docs", 0), m.get("dim", 0))
     )
 
 
@@ -47,7 +47,7 @@ def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, 
     index = FaissIndex.build(vectors, corpus.ids, cfg.index, identity, corpus_hash)
     index.manifest["versions"] = versions()
     index.save(uri)
-    console.say(f"{name}: {len(corpus)} passages, dim {identity['dim']}, {cfg.index.kind} → {uri}")
+    console.say(f"{name}: {len(corpus)} passages, dim {identity['dim']}, {index.manifest['index']['kind']} → {uri}")
     return uri
 
 

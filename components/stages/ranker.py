@@ -2,7 +2,7 @@
 
 Uses labels whose status is ``complete`` or ``repaired``; ``unusable`` and ``failed`` ones are
 excluded, and so are Stage 2's dev questions (the ranker is checked there). Writes
-``RUN/ranker/model`` (loadable by ``sentence_transformers.CrossEncoder``), ``losses.jsonl`` and a
+``RUN/ranker/model-<digest>`` (loadable by ``sentence_transformers.CrossEncoder``; the manifest names it), ``losses.jsonl`` and a
 manifest; Ray Train checkpoints go to ``RUN/ranker/checkpoints`` each epoch,
 so a killed worker resumes from the last one.
 """
@@ -14,7 +14,7 @@ from typing import Any
 from components import console, storage
 from components.labelling import USABLE, NoUsableLabels
 from components.run import Run, stage
-from components.run_layout import MODEL_DIR, ranker_uri
+from components.run_layout import ranker_uri, stage_model
 from components.stages.candidates import build_candidates
 from components.stages.dev import held_out
 from components.stages.labels import label
@@ -54,7 +54,7 @@ def train_ranker(run: Run) -> str:
     out = ranker_uri(cfg)
     if storage.stage_is_current(out, inputs):
         console.say(f"ranker: up to date at {out}, skipping")
-        return storage.join(out, MODEL_DIR)
+        return stage_model(out)
     model = train_stage(
         cfg, "ranker", RankerStage(rc), rows, inputs,
         labels_used=len(rows), labels_total=len(labels), labels_held_out=len(dev), teacher=usable[0]["model"],

@@ -8,7 +8,7 @@ the index needs no rebuild: the distilled retriever is the new query encoder ove
 ``RUN/index/base``. With ``train.retriever.passages: trained`` both sides learn, the corpus is
 re-embedded and the candidates refreshed between rounds, and the result gets its own index
 (``RUN/retriever/index``). Either way the kept model is the dev-chosen weight average with the
-base encoder. Writes ``RUN/retriever/model`` (sentence-transformers format), ``losses.jsonl`` and
+base encoder. Writes ``RUN/retriever/model-<digest>`` (sentence-transformers format; the manifest names it), ``losses.jsonl`` and
 a manifest naming the passage encoder, the index and the dev choice. The logic lives in
 ``components.distill``; this module wires it to the stages it needs.
 """
