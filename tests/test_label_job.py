@@ -117,3 +117,55 @@ def test_vllm_backend_config_builds_without_vllm_and_refuses_a_cpu_cluster(ray_c
     assert proc_cfg.engine_kwargs["tensor_parallel_size"] == 2
     with pytest.raises(ConfigError, match="needs 2 GPU"):
         next(iter(vllm_stage([{"request_id": "r", "messages": "[]", "max_tokens": 8}], cfg.labels, print)))
+
+
+CHAOS = dict(  # every failure an API throws at a client, at once
+    latency_s=0.3, latency_jitter_s=0.3,  # 0-0.6 s against a 0.45 s client timeout: some calls time out
+    error_rate=0.15,  # 500, 502, 503 and 429
+    malformed_rate=0.1, truncate_rate=0.05,
+    max_concurrency=3,  # 429 beyond three calls in flight
+    retry_after="0.05 | inf | -1 | soon | 1e9 | Wed, 21 Oct 2015 07:28:00 GMT",
+    seed=7,
+)
+
+
+def test_chaos_three_sigkills_every_question_accounted_for_and_no_stored_reply_paid_again(ray_cluster, tmp_path):
+    """The driver is SIGKILLed at three random moments of a labelling run against an endpoint that
+    mixes 429s with odd Retry-After values, 5xx, timeouts and malformed replies, and restarted
+    each time; then the run finishes."""
+    import random
+
+    overrides = ["--set", "labels.actors=2", "--set", "labels.batch_size=2", "--set", "ray.num_cpus=2",
+                 "--set", "labels.timeout_s=0.45", "--set", "labels.max_attempts=4", "--set", "labels.backoff_s=0.02",
+                 "--set", "labels.max_retry_after_s=0.2", "--set", "labels.cooldown_s=0.2"]
+    build_candidates(Run(load_config(None, [f"run_dir={tmp_path}"])))  # embed once, outside the killed jobs
+    calls_dir = tmp_path / "labels" / "calls"
+    rng = random.Random(0)
+    paid_when_stored: dict[str, int] = {}  # prompt -> times answered when its reply was first seen stored
+    with _simulator(**CHAOS) as sim:
+        cmd = [sys.executable, "-m", "jobs.label", "--run-dir", str(tmp_path), "--llm-url", sim.base_url, *overrides]
+        for kill in range(3):
+            before = len(list(calls_dir.glob("*.parquet")))
+            wait_for = before + rng.randint(2, 6)  # a random moment: after a few more replies are stored
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            deadline = time.monotonic() + 300
+            while time.monotonic() < deadline and proc.poll() is None and len(list(calls_dir.glob("*.parquet"))) < wait_for:
+                time.sleep(0.02)
+            assert proc.poll() is None, f"kill {kill + 1}: the run ended before it could be killed"
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and every Ray process it started
+            proc.wait()
+            stored = {r["prompt_hash"] for f in calls_dir.glob("*.parquet") for r in pq.read_table(f).to_pylist() if r["ok"]}
+            for h in stored:
+                paid_when_stored.setdefault(h, sim.sim.answered_per_prompt[h])
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        per_prompt = dict(sim.sim.answered_per_prompt)
+    rows = _labels(tmp_path)
+    summary = json.loads((tmp_path / "labels" / "summary.json").read_text())
+    assert len(rows) == summary["questions"] == len(DEMO.split("train").questions)  # every question accounted for
+    assert sum(summary[s] for s in ("complete", "repaired", "unusable", "failed")) == len(rows)
+    assert all(r["error"] for r in rows if r["status"] == "failed")
+    assert len(paid_when_stored) > 0
+    # A reply once stored is never asked for again, by any of the restarts.
+    assert all(per_prompt[h] == n for h, n in paid_when_stored.items())
+    assert summary["timed_out_attempts"] > 0  # the chaos did include timeouts

@@ -56,7 +56,9 @@ class SimSettings:
     malformed_rate: float = 0.0
     truncate_rate: float = 0.0
     max_concurrency: int = 0  # 0: unlimited; else requests beyond it get 429
-    retry_after: str = "0.05"  # the Retry-After of those 429s, as sent (seconds, an HTTP-date, or junk such as "inf")
+    # The Retry-After of every 429, as sent (seconds, an HTTP-date, or junk such as "inf"); several
+    # values separated by " | " are drawn at random, one per 429.
+    retry_after: str = "0.05"
     seed: int = 0
     model: str = "teacher-sim"
     graded: bool = False  # rank every candidate by grade + answer + lexical score (see the module docstring)
@@ -155,6 +157,9 @@ class TeacherSimulator:
             out.append(question)
         return "\n".join(out)
 
+    def _retry_after(self) -> str:
+        return self.rng.choice(self.settings.retry_after.split(" | "))
+
     async def chat(self, request: web.Request) -> web.Response:
         self.stats["requests"] += 1
         if request.headers.get("Authorization", "").startswith("Bearer "):
@@ -162,7 +167,7 @@ class TeacherSimulator:
         s = self.settings
         if s.max_concurrency and self.in_flight >= s.max_concurrency:
             self.stats["rejected_429"] += 1
-            return web.json_response({"error": {"message": "too many requests"}}, status=429, headers={"Retry-After": s.retry_after})
+            return web.json_response({"error": {"message": "too many requests"}}, status=429, headers={"Retry-After": self._retry_after()})
         self.in_flight += 1
         try:
             try:
@@ -177,7 +182,8 @@ class TeacherSimulator:
             if self.rng.random() < s.error_rate:
                 status = self.rng.choice([500, 502, 503, 429])
                 self.stats[f"injected_{status}"] += 1
-                return web.json_response({"error": {"message": f"injected {status}"}}, status=status)
+                headers = {"Retry-After": self._retry_after()} if status == 429 else None
+                return web.json_response({"error": {"message": f"injected {status}"}}, status=status, headers=headers)
             try:
                 wants = _GENERATE.search(user)
                 text = self.question_text(user, int(wants.group(1))) if wants else self.ranking_text(user)
