@@ -1,6 +1,9 @@
 """Labelling fan-out throughput: our Ray Data HTTP stage against (a) the teacher simulator with a
 fixed per-call latency and concurrency cap, whose configured maximum is cap / latency calls/s, and
-(b) the local llama.cpp server with SmolLM2-135M-Instruct. One run each; prints figures.
+(b) the local llama.cpp server with SmolLM2-135M-Instruct. One run each; prints figures. First, what
+one labelled question costs (calls, prompt tokens, the completion-token ceiling) under several window
+settings, counted with SmolLM2's tokenizer over real SQuAD passages, so a run can be priced before
+it is paid for.
 
     python benchmarks/label_fanout.py [--calls 2000] [--latency 0.2] [--cap 32] [--llama-calls 8]
 
@@ -14,6 +17,7 @@ import argparse
 import json
 import tempfile
 import time
+from pathlib import Path
 
 import ray
 
@@ -33,6 +37,40 @@ def _rows(collection, calls: int, passages_per_call: int) -> list[dict]:
         rows.append({"request_id": f"q{i}:bench", "messages": json.dumps(ranking_messages(qs.texts[i % len(qs)], cands, 60)),
                      "max_tokens": 6 * passages_per_call + 24})
     return rows
+
+
+WINDOWS = [(20, 10, 1), (10, 5, 1), (5, 2, 1), (20, 10, 3)]  # (window, step, passes) over 20 candidates
+SQUAD = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "squad-v1.1-dev"
+
+
+def cost_table(questions: int) -> None:
+    """Mean calls and tokens per labelled question, 20 candidates each, per window setting."""
+    import random
+
+    from components.labelling import question_cost
+
+    col = load_collection(str(SQUAD) if SQUAD.exists() else "demo")
+    passages, rng = col.corpus.passages(), random.Random(0)
+    lists = [(col.questions.texts[i], rng.sample(passages, 20)) for i in rng.sample(range(len(col.questions)), questions)]
+    try:
+        import llama_cpp
+
+        from components.llm.local_server import packaged_gguf
+
+        vocab = llama_cpp.Llama(model_path=str(packaged_gguf()), vocab_only=True, verbose=False)
+        count, counted = (lambda text: len(vocab.tokenize(text.encode(), add_bos=False))), "SmolLM2's tokenizer"
+    except Exception:  # llama-cpp-python or the model not installed: a rough stand-in, said so
+        count, counted = (lambda text: round(1.3 * len(text.split()))), "1.3 tokens per word (no SmolLM2 tokenizer here)"
+    print(f"cost per labelled question: {questions} SQuAD questions x 20 passages (≤ 100 words each), tokens by {counted}, "
+          "+5 per message for the chat template")
+    print("| window / step | passes | calls | prompt tokens | completion tokens (ceiling) |")
+    print("|---|---:|---:|---:|---:|")
+    for window, step, passes in WINDOWS:
+        cfg = LabelConfig(window=window, step=step, passes=passes)
+        costs = [question_cost(q, ps, cfg, count) for q, ps in lists]
+        print(f"| {window} / {step} | {passes} | {costs[0].calls} | {sum(c.prompt_tokens for c in costs) / len(costs):,.0f} "
+              f"| {sum(c.max_completion_tokens for c in costs) / len(costs):,.0f} |")
+    print()
 
 
 def timed(rows: list[dict], backend: ChatBackend, endpoints: list[EndpointConfig]) -> tuple[float, int]:
@@ -56,6 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         vars(args).update({"calls": 48, "cap": 8, "actors": 2, "llama_calls": 0})
+    cost_table(5 if args.smoke else 50)
 
     ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
     demo = load_collection("demo")

@@ -85,6 +85,30 @@ def _max_tokens(width: int) -> int:
     return 6 * width + 24  # "[12] > " is about 5 tokens; leave room for a short preamble
 
 
+@dataclass(frozen=True)
+class QuestionCost:
+    """What labelling one question costs under the window settings, before paying for it."""
+
+    calls: int
+    prompt_tokens: int
+    max_completion_tokens: int  # the max_tokens the calls ask for: a ceiling on what is billed
+
+
+def question_cost(question: str, passages: list[str], cfg: LabelConfig, count_tokens: Callable[[str], int],
+                  per_message: int = 5) -> QuestionCost:
+    """Calls and tokens one question's labelling takes: every window of every pass, its messages
+    built exactly as labelling builds them, counted with ``count_tokens`` (the teacher's
+    tokenizer) plus ``per_message`` tokens of chat-template markup per message."""
+    task = LabelTask("cost", question, [str(i) for i in range(len(passages))], passages, order=list(range(len(passages))))
+    calls = prompt = completion = 0
+    for span in window_spans(len(passages), cfg.window, cfg.step):
+        messages = _messages(task, span, cfg)
+        calls += 1
+        prompt += sum(count_tokens(m["content"]) + per_message for m in messages)
+        completion += _max_tokens(span[1] - span[0])
+    return QuestionCost(calls * cfg.passes, prompt * cfg.passes, completion * cfg.passes)
+
+
 @dataclass
 class RunStats:
     sent: int = 0

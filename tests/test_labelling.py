@@ -141,3 +141,21 @@ def test_shuffled_passes_are_paid_per_pass_and_borda_cancels_a_position_biased_t
     assert summarize(five, stats)["mean_agreement"] < 0.9  # the passes disagree: the teacher follows positions
     top_gold = lambda rows: sum(has_answer(PASSAGES[r["ranked_ids"][0]], a) for r, a in zip(rows, qs.answers))  # noqa: E731
     assert top_gold(five) > top_gold(one)
+
+
+def test_a_question_costs_one_call_per_window_per_pass_counted_as_labelling_builds_them():
+    from components.config import LabelConfig
+    from components.labelling import question_cost
+
+    passages = [f"passage {i} " + "word " * 20 for i in range(20)]
+
+    def words(text: str) -> int:  # a stand-in tokenizer
+        return len(text.split())
+
+    full = question_cost("q?", passages, LabelConfig(window=20, step=10), words)
+    sliding = question_cost("q?", passages, LabelConfig(window=10, step=5), words)
+    assert (full.calls, sliding.calls) == (1, 3)
+    assert sliding.prompt_tokens > full.prompt_tokens  # overlapping windows send passages twice
+    assert full.max_completion_tokens == 6 * 20 + 24 and sliding.max_completion_tokens == 3 * (6 * 10 + 24)
+    twice = question_cost("q?", passages, LabelConfig(window=20, step=10, passes=2), words)
+    assert twice == type(full)(2, 2 * full.prompt_tokens, 2 * full.max_completion_tokens)
