@@ -387,6 +387,9 @@ class RayConfig(_Section):
     embed_actors: int = Field(2, ge=1, description="Most embedding actors in the Ray Data pool (it autoscales from 1).")
     embed_cpus_per_actor: float = Field(1.0, gt=0)
     embed_gpus_per_actor: float = Field(1.0, ge=0, description="Used only when the cluster has GPUs.")
+    embed_in_driver_max: int = Field(
+        5000, ge=0, description="corpora up to this many passages are embedded in the driver process when the cluster has "
+        "no GPU: Ray Data's actors would spend longer starting (a model load each) than they save (0: always Ray Data)")
 
 
 class TrackingConfig(_Section):

@@ -2,7 +2,9 @@
 
 Each actor loads the model once and encodes batches streamed to it; the driver only collects the
 float32 vectors by row number, so the same code embeds a demo corpus on a laptop and millions of
-passages on a GPU worker group. The driver's bar counts passages as their vectors arrive.
+passages on a GPU worker group. The driver's bar counts passages as their vectors arrive. A small
+corpus on a cluster without GPUs is embedded in the driver instead (``in_driver``), where Ray
+Data's start-up would cost more than it saves.
 """
 
 from __future__ import annotations
@@ -32,14 +34,38 @@ class _EncodeActor:
         return {"row": batch["row"], "embedding": vectors}
 
 
+def _embed_in_driver(texts: list[str], encoder_cfg: EncoderConfig) -> np.ndarray:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model = encoders.load_encoder(encoders.fetched(encoder_cfg, scratch))
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length pad less
+        out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+        chunk = encoder_cfg.batch_size * 8
+        with console.bar(len(texts), "embed", "passage") as progress:
+            for start in range(0, len(order), chunk):
+                rows = order[start : start + chunk]
+                out[rows] = encoders.encode(model, [texts[i] for i in rows], encoder_cfg)
+                progress.update(len(rows))
+    return out
+
+
 def cluster_has_gpu() -> bool:
     import ray
 
     return ray.cluster_resources().get("GPU", 0) > 0
 
 
+def in_driver(passages: int, ray_cfg: RayConfig) -> bool:
+    """Whether a corpus is small enough to embed in the driver: no GPU in the cluster (a GPU
+    worker beats the driver's CPU at any size) and no more than ``ray.embed_in_driver_max``
+    passages (``benchmarks/embed_index.py`` measures the trade)."""
+    return passages <= ray_cfg.embed_in_driver_max and not cluster_has_gpu()
+
+
 def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig, dim: int) -> np.ndarray:
-    """Embed ``texts`` with a Ray Data actor pool; row ``i`` of the result belongs to ``texts[i]``.
+    """Embed ``texts`` with a Ray Data actor pool, or in the driver when the corpus is small
+    (``in_driver``; the choice is said on the console); row ``i`` of the result belongs to ``texts[i]``.
 
     Requires ``ray.init`` to have been called (the jobs do it). GPUs are requested only when the
     cluster has some and the encoder is not pinned to the CPU, so a CPU cluster never waits forever
@@ -47,6 +73,10 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
     """
     import ray
 
+    if in_driver(len(texts), ray_cfg):
+        console.say(f"embed: {len(texts)} passages in the driver (at most ray.embed_in_driver_max={ray_cfg.embed_in_driver_max} "
+                    "and no GPU: starting Ray Data actors would cost more than it saves)")
+        return _embed_in_driver(texts, encoder_cfg)
     use_gpu = encoder_cfg.device != "cpu" and cluster_has_gpu()
     blocks = max(ray_cfg.embed_actors * 2, math.ceil(len(texts) / (encoder_cfg.batch_size * 8)))
     # Feed passages shortest first so each batch pads to a similar length: less wasted compute.

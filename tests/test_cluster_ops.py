@@ -87,7 +87,8 @@ def test_ray_job_submit_runs_a_stage_on_a_running_cluster(ray_head, tmp_path):
     run_dir = tmp_path / "run"
     submit = [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--working-dir", str(ROOT),
               "--runtime-env-json", json.dumps({"excludes": [".git"]}), "--",
-              "python", "-m", "jobs.index", "--run-dir", str(run_dir), "--set", "ray.embed_actors=1"]
+              "python", "-m", "jobs.index", "--run-dir", str(run_dir), "--set", "ray.embed_actors=1",
+              "--set", "ray.embed_in_driver_max=0"]  # the Ray Data path, on the cluster
     done = subprocess.run(submit, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "succeeded" in done.stdout.lower() and "index: 265 passages" in done.stdout
@@ -103,7 +104,7 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
         cmd = [str(BIN / "idistill"), "run", "--run-dir", run, "--llm-url", sim.base_url,
                "--set", "labels.max_questions=12", "--set", "labels.num_candidates=5",
                "--set", "train.ranker.epochs=1", "--set", "train.ranker.max_seq_length=64",
-               "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1"]
+               "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1", "--set", "ray.embed_in_driver_max=0"]
         first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         for rel in ("manifest.json", "index/base/manifest.json", "index/base/faiss.index", "candidates/candidates.parquet",

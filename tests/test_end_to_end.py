@@ -29,14 +29,17 @@ from tests.conftest import dataset_subset
 pytestmark = pytest.mark.slow
 
 
-def test_ray_data_embeddings_equal_plain_encode(ray_cluster, minilm):
+def test_ray_data_and_driver_embeddings_equal_plain_encode(ray_cluster, minilm):
     corpus = load_corpus("demo")
     texts = corpus.passages()[:60]
     cfg = EncoderConfig(batch_size=16)
-    via_ray = embed_texts(texts, cfg, RayConfig(embed_actors=2), minilm.get_embedding_dimension())
+    dim = minilm.get_embedding_dimension()
+    via_ray = embed_texts(texts, cfg, RayConfig(embed_actors=2, embed_in_driver_max=0), dim)
+    in_driver = embed_texts(texts, cfg, RayConfig(), dim)  # 60 passages, no GPU: the driver's path
     direct = encoders.encode(minilm, texts, cfg)
-    # Row i of the Ray result belongs to text i, whatever order the actors processed them in.
+    # Row i of either result belongs to text i, whatever order the actors or length-sorted batches took.
     np.testing.assert_allclose(via_ray, direct, atol=1e-5)
+    np.testing.assert_allclose(in_driver, direct, atol=1e-5)
 
 
 def test_dense_retriever_refuses_index_of_another_model(minilm):
