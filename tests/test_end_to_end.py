@@ -54,14 +54,17 @@ def test_dense_retriever_refuses_index_of_another_model(minilm):
         DenseRetriever("tuned", other, cfg, index)
 
 
-def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, capsys):
+def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, capfd):
+    """``capfd``: the quiet console writes its lines to the terminal's file descriptor (and the
+    rest to RUN/logs/), so the terminal is what is checked."""
     oracle = Oracle(load_collection("demo"), load_collection("demo").split("train").qrels)
     with SimulatorServer(TeacherSimulator(oracle, SimSettings())) as sim:
         args = ["run", "--run-dir", str(tmp_path), "--llm-url", sim.base_url, "--set", "labels.max_questions=16",
                 "--set", "labels.num_candidates=5", "--set", "train.ranker.max_seq_length=64", "--set", "train.ranker.epochs=1"]
         assert cli.main(args) == 0
-        printed = capsys.readouterr().out
-        assert f"report: {tmp_path}/report/report.json" in printed
+        printed = capfd.readouterr().out
+        assert f"report: {tmp_path}/report/report.json" in printed and "Δ nDCG@10 vs base" in printed
+        assert "[1/6] index" in printed and (tmp_path / "logs" / "run_pipeline.log").stat().st_size > 0
         report = json.loads((tmp_path / "report" / "report.json").read_text())
         assert set(report["retrievers"]) == {"bm25", "base-minilm", "ranker-rerank@5", "distilled"}
         for row in report["retrievers"].values():
@@ -82,7 +85,7 @@ def test_demo_run_via_cli_writes_the_report_contract(ray_cluster, tmp_path, caps
         # A rerun reuses the index: nothing is re-embedded.
         before = (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns
         assert cli.main(args) == 0
-        assert "index: up to date" in capsys.readouterr().out
+        assert "index: up to date" in capfd.readouterr().out
         assert (tmp_path / "index" / "base" / "faiss.index").stat().st_mtime_ns == before
 
 
