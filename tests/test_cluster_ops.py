@@ -1,6 +1,7 @@
 """Cluster operation on real parts: a job submitted with `ray job submit` to a Ray head started
-here, and a whole pipeline run whose every artifact lives on a real S3-compatible server (moto) on
-127.0.0.1, then resumed from there."""
+here, a job on an autoscaling cluster (Ray's fake multi-node provider) that grows and shrinks its
+CPU group, and a whole pipeline run whose every artifact lives on a real S3-compatible server
+(moto) on 127.0.0.1, then resumed from there."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import storage
 from components.corpus import load_collection
@@ -130,3 +132,65 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
     out = second.stdout
     assert "index: up to date" in out and "candidates: up to date" in out and "0 calls sent (12 cached)" in out
     assert "ranker: up to date" in out and "retriever: up to date" in out
+
+
+def _active_workers(gcs: str) -> int:
+    """Worker nodes the autoscaler reports active (``ray status``), the head not counted."""
+    out = subprocess.run([str(BIN / "ray"), "status", f"--address={gcs}"], env=_env(), capture_output=True, text=True, timeout=60).stdout
+    active = out.split("Active:", 1)[1].split("Pending:", 1)[0] if "Active:" in out else ""
+    return sum(int(line.split()[0]) for line in active.splitlines() if line.strip()[:1].isdigit() and "cpu_worker" in line)
+
+
+def test_an_autoscaling_cluster_grows_its_cpu_group_for_embedding_and_labelling_and_shrinks_when_idle(tmp_path):
+    """Ray's fake multi-node autoscaler (the node provider behind ``ray.cluster_utils.AutoscalingCluster``,
+    whose bundled example config this Ray wheel lacks, hence the config spelled out here) with
+    ``ray_cluster.yaml``'s CPU worker group as logical nodes on this machine. The head has no CPUs,
+    as on the cloud where the head only drives: the embedding and labelling actors can only run on
+    workers the autoscaler starts. The GPU group is not simulated (its actors would need CUDA)."""
+    group = yaml.safe_load((ROOT / "ray_cluster.yaml").read_text())["available_node_types"]["cpu_worker"]
+    port = free_port()
+    gcs = f"127.0.0.1:{port}"
+    config = {
+        "cluster_name": "idistill-fake", "max_workers": 2, "head_node_type": "ray.head.default",
+        "provider": {"type": "fake_multinode", "use_node_id_as_ip": True, "disable_node_updaters": True,
+                     "disable_launch_config_check": True, "gcs_address": gcs},
+        "available_node_types": {
+            "ray.head.default": {"resources": {"CPU": 0}, "node_config": {}, "max_workers": 0},
+            "cpu_worker": {"resources": {"CPU": 2, "object_store_memory": 150_000_000}, "node_config": {},
+                           "min_workers": group["min_workers"], "max_workers": min(2, group["max_workers"])},
+        },
+        "upscaling_speed": 1.0, "idle_timeout_minutes": 0.1, "auth": {}, "docker": {}, "file_mounts": {},
+        **{k: [] for k in ("initialization_commands", "setup_commands", "head_setup_commands", "worker_setup_commands",
+                           "head_start_ray_commands", "worker_start_ray_commands", "cluster_synced_files",
+                           "rsync_exclude", "rsync_filter")},
+        "file_mounts_sync_continuously": False,
+    }
+    assert group["min_workers"] == 0  # the group starts empty, as in the cloud config
+    (tmp_path / "autoscaler.json").write_text(json.dumps(config))
+    temp_dir = tempfile.mkdtemp(prefix="ra", dir="/tmp")
+    env = _env(AUTOSCALER_UPDATE_INTERVAL_S="1", RAY_FAKE_CLUSTER="1")
+    subprocess.run([str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}",
+                    f"--autoscaling-config={tmp_path / 'autoscaler.json'}", "--num-cpus=0", "--include-dashboard=false",
+                    "--object-store-memory=150000000", f"--temp-dir={temp_dir}"], env=env, check=True, capture_output=True, timeout=180)
+    try:
+        assert _active_workers(gcs) == 0
+        demo = load_collection("demo")
+        with SimulatorServer(TeacherSimulator(Oracle(demo, demo.split("train").qrels), SimSettings(latency_s=0.05))) as sim:
+            cmd = [sys.executable, "-m", "jobs.label", "--run-dir", str(tmp_path / "run"), "--llm-url", sim.base_url,
+                   "--set", f"ray.address={gcs}", "--set", "ray.embed_in_driver_max=0", "--set", "ray.embed_actors=1",
+                   "--set", "labels.actors=1", "--set", "labels.max_questions=16", "--set", "labels.num_candidates=5"]
+            job = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            most = 0
+            while job.poll() is None:
+                most = max(most, _active_workers(gcs))
+                time.sleep(1)
+            log = job.stdout.read()
+        assert job.returncode == 0, log[-3000:]
+        assert "labels: 16 questions" in log
+        assert most >= 1, "the autoscaler should have started a CPU worker for the job's actors"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and _active_workers(gcs):
+            time.sleep(2)
+        assert _active_workers(gcs) == 0, "idle workers should be scaled back down"
+    finally:
+        _stop_cluster(temp_dir)
