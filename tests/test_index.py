@@ -72,7 +72,7 @@ def test_no_temporary_files_left_behind(tmp_path):
 def test_auto_is_exact_for_small_corpora_and_compressed_beyond():
     assert index_shape(IndexConfig(), 200_000, 384) == {"kind": "flat"}
     big = index_shape(IndexConfig(), 1_000_000, 384)
-    assert big == {"kind": "ivfpq", "nlist": 4000, "nprobe": 62, "pq_m": 96, "pq_bits": 8}
+    assert big == {"kind": "ivfpq", "nlist": 4000, "nprobe": 62, "pq_m": 128, "pq_bits": 8}
     assert index_shape(IndexConfig(kind="ivf"), 3_633, 384) == {"kind": "ivf", "nlist": 93, "nprobe": 8}
     assert index_shape(IndexConfig(kind="ivf", ivf_nlist=64, ivf_nprobe=200), 100_000, 384)["nprobe"] == 64
     with pytest.raises(ConfigError, match="index.pq_m=100 must divide the vectors' dimension 384"):
