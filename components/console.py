@@ -98,10 +98,6 @@ class _Counter:
         return self.done, self.postfix
 
 
-def is_quiet() -> bool:
-    return _terminal is not None
-
-
 @contextlib.contextmanager
 def quiet(log_path: str) -> Iterator[str]:
     """Send everything written to fds 1 and 2 to ``log_path`` (appended) while the block runs;

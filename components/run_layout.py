@@ -5,21 +5,23 @@ One place for the layout, so jobs, the Serve application and the evaluation agre
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from components import storage
 from components.config import Config
 
 MODEL_DIR = "model"  # inside a training stage's directory: the trained model, loadable elsewhere
-# (``model-<digest of its inputs>`` since models are published under a new name, see publish_model)
+# (``model-<digest of its inputs>`` since models are published under a new name: put_model, switch_model)
 
 
-def stage_model(stage_dir: str) -> str:
+def stage_model(stage_dir: str, manifest: Optional[dict[str, Any]] = None) -> str:
     """The model of a finished training stage: the directory its manifest names (``model`` in
-    runs from before models were published under their own name)."""
-    manifest = storage.join(stage_dir, "manifest.json")
-    name = storage.read_json(manifest).get("model", MODEL_DIR) if storage.exists(manifest) else MODEL_DIR
-    return storage.join(stage_dir, name)
+    runs from before models were published under their own name). Pass ``manifest`` when the
+    caller has read it already."""
+    if manifest is None:
+        uri = storage.join(stage_dir, "manifest.json")
+        manifest = storage.read_json(uri) if storage.exists(uri) else {}
+    return storage.join(stage_dir, manifest.get("model", MODEL_DIR))
 
 
 def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any]) -> str:

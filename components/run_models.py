@@ -38,7 +38,7 @@ def load_distilled(
     the passage vectors are the ones it was trained against)."""
     uri = uri or retriever_uri(cfg)
     manifest = storage.read_json(storage.join(uri, "manifest.json"))
-    local = storage.local_dir(stage_model(uri), scratch)
+    local = storage.local_dir(stage_model(uri, manifest), scratch)
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
     index = base.index
     if manifest.get("index"):  # its passage side was trained too: it has an index of its own
@@ -50,8 +50,9 @@ def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], 
     """The Stage 1 ranker re-ordering ``first``'s top ``depth``, reading pairs at the length it
     was trained on and with the prior it was trained with (both recorded in its manifest),
     whatever the current config says."""
-    model, tokenizer = load_ranker(storage.local_dir(stage_model(ranker_uri(cfg)), scratch))
-    trained = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json")).get("inputs", {}).get("train", {})
+    manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
+    model, tokenizer = load_ranker(storage.local_dir(stage_model(ranker_uri(cfg), manifest), scratch))
+    trained = manifest.get("inputs", {}).get("train", {})
     rc = cfg.train.ranker
     return RerankRetriever(
         f"ranker-rerank@{depth}", first, passage_of, model, tokenizer, depth,

@@ -90,7 +90,7 @@ def export_retriever(run: Run, out: str, scratch: str) -> str:
 
     cfg = run.cfg
     manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
-    local_model = Path(storage.local_dir(stage_model(retriever_uri(cfg)), scratch))
+    local_model = Path(storage.local_dir(stage_model(retriever_uri(cfg), manifest), scratch))
     # The base model's card came along through training; without it the library writes a new one.
     (local_model / "README.md").unlink(missing_ok=True)
     model = SentenceTransformer(str(local_model), device="cpu")
@@ -128,7 +128,7 @@ def export_ranker(run: Run, out: str, scratch: str) -> str:
 
     cfg = run.cfg
     manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
-    model = CrossEncoder(storage.local_dir(stage_model(ranker_uri(cfg)), scratch), device="cpu")
+    model = CrossEncoder(storage.local_dir(stage_model(ranker_uri(cfg), manifest), scratch), device="cpu")
     teacher = _teacher(run)
     card = model.model_card_data
     card.model_name = f"Cross-encoder ranker taught by {teacher.get('teacher', 'an LLM')}'s listwise rankings (idistill Stage 1)"
