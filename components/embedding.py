@@ -34,12 +34,17 @@ class _EncodeActor:
         return {"row": batch["row"], "embedding": vectors}
 
 
+def _shortest_first(texts: list[str]) -> list[int]:
+    """Row order, shortest passage first, so each batch pads to a similar length: less wasted compute."""
+    return sorted(range(len(texts)), key=lambda i: len(texts[i]))
+
+
 def _embed_in_driver(texts: list[str], encoder_cfg: EncoderConfig) -> np.ndarray:
     import tempfile
 
     with tempfile.TemporaryDirectory() as scratch:
         model = encoders.load_encoder(encoders.fetched(encoder_cfg, scratch))
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # batches of similar length pad less
+        order = _shortest_first(texts)
         out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
         chunk = encoder_cfg.batch_size * 8
         with console.bar(len(texts), "embed", "passage") as progress:
@@ -79,8 +84,7 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
         return _embed_in_driver(texts, encoder_cfg)
     use_gpu = encoder_cfg.device != "cpu" and cluster_has_gpu()
     blocks = max(ray_cfg.embed_actors * 2, math.ceil(len(texts) / (encoder_cfg.batch_size * 8)))
-    # Feed passages shortest first so each batch pads to a similar length: less wasted compute.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    order = _shortest_first(texts)
     ds = ray.data.from_items(
         [{"row": i, "text": texts[i]} for i in order], override_num_blocks=min(blocks, max(1, len(texts)))
     )

@@ -100,7 +100,7 @@ def summary(report: dict[str, Any]) -> str:
     rows = []
     for name, r in retrievers.items():
         vs = (r.get("vs_base") or {}).get("ndcg@10")
-        delta = "" if not vs else delta_cell(vs).strip("*") + (" *" if vs["ci_low"] > 0 or vs["ci_high"] < 0 else "")
+        delta = "" if not vs else _interval(vs) + (" *" if _excludes_zero(vs) else "")
         rows.append([name, *(f"{r['top_k_accuracy'][k]:.3f}" for k in ks), f"{r['ndcg@10']:.3f}" if "ndcg@10" in r else "", delta])
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
 
@@ -112,10 +112,17 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join([title, line(head), *(line(r) for r in rows)])
 
 
+def _interval(d: dict[str, float]) -> str:
+    return f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
+
+
+def _excludes_zero(d: dict[str, float]) -> bool:
+    return d["ci_low"] > 0 or d["ci_high"] < 0
+
+
 def delta_cell(d: dict[str, float]) -> str:
     """``+0.012 [+0.004, +0.020]``, in bold when the interval excludes zero."""
-    text = f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
-    return f"**{text}**" if d["ci_low"] > 0 or d["ci_high"] < 0 else text
+    return f"**{_interval(d)}**" if _excludes_zero(d) else _interval(d)
 
 
 def rag_markdown(rag: dict[str, Any]) -> str:

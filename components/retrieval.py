@@ -56,6 +56,7 @@ def search_all(retriever: Retriever, questions: Sequence[str], k: int, batch_siz
     hits = Hits([], [])
     with console.bar(len(questions), f"search {retriever.name}", "question") as progress:
         for start in range(0, len(questions), batch_size):
-            hits.extend(retriever.search(questions[start : start + batch_size], k))
-            progress.update(len(questions[start : start + batch_size]))
+            batch = questions[start : start + batch_size]
+            hits.extend(retriever.search(batch, k))
+            progress.update(len(batch))
     return hits

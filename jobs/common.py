@@ -11,6 +11,7 @@ import shutil
 import sys
 import tempfile
 import traceback
+from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 from components import console, storage
@@ -100,7 +101,7 @@ def logs_to_run_dir(cfg: Config, job: str) -> Iterator[None]:
     finally:
         if remote:
             with contextlib.suppress(Exception):
-                storage.write_bytes(where, open(path, "rb").read())
+                storage.write_bytes(where, Path(path).read_bytes())
             shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
