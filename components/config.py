@@ -342,12 +342,18 @@ class RetrieverTrainConfig(_Section):
         "(grouped by the title of their judged document), as test questions concern unseen documents (0: none, keep the trained model)",
     )
     dev_top_k: int = Field(
-        1, ge=1, description="dev target without gold judgements: the teacher LLM's top k passages of each held-out "
+        5, ge=1, description="dev target without gold judgements: the teacher LLM's top k passages of each held-out "
         "question, graded k to 1 (1: its first passage only)")
+    dev_target: Literal["pooled", "candidates"] = Field(
+        "pooled", description="what the teacher ranks for the dev targets: pooled, the union of every weight average's "
+        "top dev_pool_depth (one more labelling pass over the dev questions, stored and resumed); candidates, the base "
+        "retriever's candidates it already labelled (free, but every target is then in the base's own top n, so it "
+        "favours keeping the base)")
+    dev_pool_depth: int = Field(10, ge=1, description="pooled dev target: passages of each weight average's ranking pooled")
     interpolation: list[Annotated[float, Field(ge=0, le=1)]] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1,
         description="mixing weights α tried for (1-α)·base + α·trained; the best nDCG@10 on the dev questions "
-        "(against the teacher's top passage) is kept, ties going to the smaller α",
+        "(against dev_target's targets) is kept, ties going to the smaller α",
     )
 
     @model_validator(mode="after")

@@ -50,18 +50,23 @@ def markdown(report: dict[str, Any]) -> str:
         checked = trained.get("teacher_on_dev")
         if checked and name == "distilled":
             verdict = "better than" if checked["teacher"] > checked["first_stage"] else "no better than"
-            target = (trained.get("dev") or {}).get("target", "the teacher LLM's first passage")
+            target = checked.get("target") or (trained.get("dev") or {}).get("target", "the teacher LLM's first passage")
             lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the ranker's order of the "
                       f"candidate lists scores nDCG@10 {checked['teacher']:.3f} against the first stage's "
                       f"{checked['first_stage']:.3f} (target: {target}), {verdict} the base."]
         dev = trained.get("dev")
-        if dev:
+        if dev and dev.get("alphas"):
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
             labelled = trained.get("llm_labelled")
             of_which = f" ({labelled} of them labelled by the LLM, the rest by the ranker alone)" if labelled is not None and labelled != trained["questions"] else ""
             lines += ["", f"{name}: trained on {trained['questions']} questions{of_which}; kept (1-α)·base + α·trained with "
                       f"α={dev['alpha']:g}, chosen by nDCG@10 of {dev['target']} on {dev['questions']} held-out "
                       f"training questions about {dev.get('documents', '?')} documents no training question is about ({curve})."]
+            judging = dev.get("judging")
+            if judging:
+                lines += [f"The teacher ({judging['teacher']}) judged pools of {judging['mean_pool']} passages on average for "
+                          f"{judging['judged']} of {judging['of']} dev questions: {judging['calls_sent']} calls sent, "
+                          f"{judging['calls_cached']} cached."]
     for name, why in (report.get("skipped") or {}).items():
         lines += ["", f"Not evaluated: {name} ({why})."]
     if report.get("validation"):

@@ -39,6 +39,12 @@ ap.add_argument("--teacher", default="grades", choices=["grades", "base", "unifo
 ap.add_argument("--keep-all", action="store_true", help="train on every list, not only those with a relevant passage")
 ap.add_argument("--tiebreak", default="base", choices=["base", "lexical"],
                 help="rank teacher: order within a grade by the base's order, or by the graded simulator's lexical score")
+ap.add_argument("--tpos", type=float, default=1.0, help="rank teacher: temperature over positions (softmax(-position / tpos))")
+ap.add_argument("--side", default="query", choices=["query", "both"],
+                help="both: the candidates' passage vectors are encoded live (one shared encoder) and the corpus bank is re-embedded every epoch")
+ap.add_argument("--alphas", action="store_true",
+                help="also score the weight averages (1-α)·base + α·trained on dev targets a black-box run can have (the "
+                     "teacher's order of the eval questions' base top-n): over the corpus (today's dev target) and within the list")
 ap.add_argument("--model", default=None, help="student spec (default: packaged MiniLM), e.g. static:all-MiniLM-L6-v2")
 a = ap.parse_args()
 torch.manual_seed(a.seed); random.seed(a.seed); torch.set_num_threads(2)
@@ -93,7 +99,7 @@ if a.teacher == "rank":  # the LLM-label shape the pipeline's direct ablation us
         words = [_content_words(queries[q]) for q in train_q]
         grade = [g + torch.tensor([len(w & _content_words(text[j])) / (len(w) + 1) for j in cand[i]])
                  for i, (g, w) in enumerate(zip(grade, words))]
-    grade = [-torch.argsort(torch.argsort(-g, stable=True), stable=True).float() * a.tt for g in grade]
+    grade = [-torch.argsort(torch.argsort(-g, stable=True), stable=True).float() * a.tt / a.tpos for g in grade]
 elif a.teacher == "base":  # self-distillation control: the base's own scores (cos / 0.05, tt applies on top)
     grade = [torch.tensor(Qb[i] @ P[cand[i]].T / 0.05 * a.tt, dtype=torch.float) for i in range(len(train_q))]
 elif a.teacher == "uniform":  # no ordering information at all
@@ -115,6 +121,17 @@ def qemb(idx):
     x = Qtrain[idx]
     if W is not None: x = x @ W
     return F.normalize(x + b, dim=-1)
+texts = [(d.get("title", "") + " " + d["text"]).strip() for d in corpus]
+if a.side == "both" and (a.student != "full" or a.loss != "corpus_cand"):
+    raise SystemExit("--side both needs --student full --loss corpus_cand")
+def live(q, idx):
+    """Scores over the whole corpus with the batch's candidates encoded now (gradient to the passage side)."""
+    s = (q @ Pt.T).clone()
+    flat = [j for i in idx for j in cand[i]]
+    pv = F.normalize(model(model.tokenize([texts[j] for j in flat]))["sentence_embedding"], dim=-1).view(len(idx), a.n, -1)
+    rows = torch.arange(len(idx)).repeat_interleave(a.n)
+    s[rows, torch.as_tensor(np.asarray(flat))] = torch.einsum("bd,bnd->bn", q, pv).reshape(-1)
+    return s / a.tq
 opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0 if a.student != "full" or a.model else 0.01)
 steps = a.epochs * ((len(keep) + a.bs - 1) // a.bs); sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/(0.1*steps)) * max(0.0, 1 - s/steps))
 if a.student == "full": model.train()
@@ -129,7 +146,7 @@ for ep in range(a.epochs):
             p = F.softmax(torch.stack([grade[i] for i in idx]) / a.tt, dim=-1)
             loss = F.kl_div(F.log_softmax(s, -1), p, reduction="batchmean")
         else:
-            s = q @ Pt.T / a.tq  # whole corpus
+            s = live(q, idx) if a.side == "both" else q @ Pt.T / a.tq  # whole corpus
             tgt = torch.full_like(s, -1e4)
             for r, i in enumerate(idx):
                 cs = cand[i] if a.loss == "corpus_cand" else [pos[d] for d in tr[train_q[i]] if d in pos]
@@ -141,6 +158,8 @@ for ep in range(a.epochs):
             loss = loss + a.l2sp * sum(((p_ - r_) ** 2).sum() for p_, r_ in zip(params, ref))
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     print(f"epoch {ep} loss {loss.item():.4f} ({time.time()-t:.0f}s)", flush=True)
+    if a.side == "both":  # refresh the bank, as the pipeline's refresh does between rounds
+        model.eval(); P = base_enc(texts); Pt = torch.tensor(P); model.train()
 if a.student == "full":
     model.eval(); Qd = base_enc([queries[q] for q in evalq])
 else:
@@ -148,6 +167,49 @@ else:
         x = torch.tensor(Qe); x = x @ W if W is not None else x
         Qd = F.normalize(x + b, dim=-1).numpy()
 dist = evaluate(Qd, f"distilled {vars(a)}")
+if a.alphas:
+    from components.llm.teacher_sim import _content_words
+    from components.metrics import rank_metrics
+    from components.retrieval import Hits
+    texts = [(d.get("title", "") + " " + d["text"]).strip() for d in corpus]
+    ecand = np.argsort(-(Qe @ P.T), axis=1)[:, :a.n]
+    order = {}
+    for i, q in enumerate(evalq):  # the perfect teacher's permutation of the base top-n, as in training
+        w = _content_words(queries[q])
+        key = [gold[q].get(ids[j], 0) + len(w & _content_words(texts[j])) / (len(w) + 1) for j in ecand[i]]
+        order[q] = [ids[ecand[i][r]] for r in np.argsort(-np.asarray(key), kind="stable")]
+    top = lambda k: {q: {d: k - r for r, d in enumerate(o[:k])} for q, o in order.items()}
+    full = {q: {d: a.n - r for r, d in enumerate(o)} for q, o in order.items()}
+    trained = [p_.detach().clone() for p_ in params]
+    def judge(q, pool):  # the perfect teacher's order of any passages: grade, then lexical score
+        w = _content_words(queries[q])
+        return sorted(pool, key=lambda d: -(gold[q].get(d, 0) + len(w & _content_words(texts[pos[d]])) / (len(w) + 1)))
+    tops = {}
+    for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
+        with torch.no_grad():
+            for p_, r_, t_ in zip(params, ref, trained): p_.copy_((1 - alpha) * r_ + alpha * t_)
+        Qa = base_enc([queries[q] for q in evalq]); S = Qa @ P.T
+        corpus_hits = Hits([[ids[j] for j in np.argsort(-S[i])[:100]] for i in range(len(evalq))],
+                           [sorted(S[i], reverse=True)[:100] for i in range(len(evalq))])
+        lsc = [S[i, ecand[i]] for i in range(len(evalq))]
+        list_hits = Hits([[ids[ecand[i][j]] for j in np.argsort(-lsc[i])] for i in range(len(evalq))],
+                         [sorted(lsc[i], reverse=True) for i in range(len(evalq))])
+        g = lambda h, t: rank_metrics(h, evalq, t, [10])["ndcg@10"]
+        flat = lambda k: {q: {d: 1 for d in o[:k]} for q, o in order.items()}
+        print(f"ALPHA {alpha}: gold {g(corpus_hits, gold):.4f} | corpus top1 {g(corpus_hits, top(1)):.4f} top3 {g(corpus_hits, top(3)):.4f}"
+              f" | list top3 {g(list_hits, top(3)):.4f} full {g(list_hits, full):.4f}"
+              f" | binary corpus top5/10 {g(corpus_hits, flat(5)):.4f} {g(corpus_hits, flat(10)):.4f}"
+              f" list top5/10 {g(list_hits, flat(5)):.4f} {g(list_hits, flat(10)):.4f}"
+              f" | gold-in-list {g(list_hits, gold):.4f}", flush=True)
+        tops[alpha] = corpus_hits
+    pooled = {q: judge(q, {d for h in tops.values() for d in h.ids[i][:10]}) for i, q in enumerate(evalq)}
+    for k in (5, 10, 20):
+        graded = {q: {d: k - r for r, d in enumerate(o[:k])} for q, o in pooled.items()}
+        binary = {q: {d: 1 for d in o[:k]} for q, o in pooled.items()}
+        print(f"POOLED top{k}: " + " ".join(f"α{al:g} graded {rank_metrics(h, evalq, graded, [10])['ndcg@10']:.4f} binary "
+                                              f"{rank_metrics(h, evalq, binary, [10])['ndcg@10']:.4f}" for al, h in tops.items()), flush=True)
+    with torch.no_grad():
+        for p_, t_ in zip(params, trained): p_.copy_(t_)
 d = np.array([dist[q] - base[q] for q in evalq if q in base])
 boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
-print(f"RESULT {a.model or 'minilm'} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
+print(f"RESULT {a.model or 'minilm'} side-{a.side} tpos{a.tpos} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)

@@ -197,6 +197,11 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert chosen["alpha"] == pick_alpha(chosen["alphas"], chosen["ndcg@10"])
         assert report["query_encoders"]["distilled"]["dev"] == chosen
         assert f"α={chosen['alpha']:g}, chosen by nDCG@10" in (tmp_path / "report" / "report.md").read_text()
+        # The dev targets are the teacher's ranking of the pooled top passages of every α: one more
+        # labelling pass, over the dev questions only, whose replies are stored like the labels'.
+        assert "pooled top 10 of every α" in chosen["target"] and chosen["judging"]["judged"] == chosen["questions"] == dev
+        assert chosen["judging"]["calls_sent"] >= dev and chosen["judging"]["calls_cached"] == 0
+        assert list((tmp_path / "retriever" / "dev" / "judge").iterdir())
         trained = SentenceTransformer(sorted(tmp_path.glob("retriever/checkpoints/*/checkpoint_*/model"))[-1].as_posix())
         expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
         assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())

@@ -8,7 +8,7 @@ scored on them, and the best is kept (``weight_averaging``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from components import console, encoders, storage
 from components.config import Config
 from components.corpus import Corpus
 from components.distill.lists import Lists
+from components.distill.pooled_judge import pools
 from components.index import FaissIndex
 from components.metrics import rank_metrics
 from components.retrieval import Hits
@@ -69,19 +70,26 @@ def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, float]]:
     ordered = [np.argsort(-lists.teacher[i], kind="stable") for i in keep]
     teacher = Hits([[lists.candidates[i][j] for j in o] for i, o in zip(keep, ordered)],
                    [[float(lists.teacher[i][j]) for j in o] for i, o in zip(keep, ordered)])
-    return {"questions": len(ids), "first_stage": rank_metrics(first, ids, qrels, [10])["ndcg@10"],
+    return {"questions": len(ids), "target": lists.dev_target, "first_stage": rank_metrics(first, ids, qrels, [10])["ndcg@10"],
             "teacher": rank_metrics(teacher, ids, qrels, [10])["ndcg@10"]}
+
+
+# The teacher ranks each dev question's pool of every weight average's top passages:
+# (question ids, questions, pools) → (targets, what they are, what judging cost).
+Judge = Callable[[list[str], list[str], list[list[str]]], tuple[dict[str, dict[str, int]], str, dict[str, Any]]]
 
 
 def choose_average(
     cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
-    targets: dict[str, dict[str, int]], target: str, documents: int, index: Optional[FaissIndex], trained_dir: str, scratch: str,
+    targets: dict[str, dict[str, int]], target: str, documents: int, judge: Optional[Judge], index: Optional[FaissIndex],
+    trained_dir: str, scratch: str,
 ) -> tuple[str, dict[str, Any]]:
     """Score each weight average of the base and trained encoders on the dev questions (nDCG@10 of
-    their targets over the whole corpus); save the best one to ``scratch``. ``index`` holds the
-    frozen passage vectors; without one (passage side trained) each average re-embeds the corpus,
-    under ``RUN/<stage>/dev/``. ``documents`` (how many documents the dev questions are about) goes to
-    the manifest."""
+    their targets over the whole corpus); save the best one to ``scratch``. With a ``judge`` the
+    targets are the teacher's ranking of what the averages retrieve (``pooled_judge``), else the
+    given ``targets``. ``index`` holds the frozen passage vectors; without one (passage side
+    trained) each average re-embeds the corpus, under ``RUN/<stage>/dev/``. ``documents`` (how many
+    documents the dev questions are about) goes to the manifest."""
     alphas = sorted(set(cfg.train.retriever.interpolation))
     if not dev_ids:
         console.say(f"{stage_name}: no dev questions, keeping the trained model as it is")
@@ -89,8 +97,8 @@ def choose_average(
     base = encoders.load_encoder(cfg.encoder).state_dict()
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_dir}))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
-    qrels = {q: dict(targets[q]) for q in dev_ids}
-    scores = []
+    depth = max(10, cfg.train.retriever.dev_pool_depth)
+    hits = []
     for alpha in alphas:
         model.load_state_dict(interpolate(base, trained, alpha))
         searched = index
@@ -100,12 +108,22 @@ def choose_average(
             storage.put_dir(f"{scratch}/alpha-{alpha:g}", storage.join(where, MODEL_DIR))
             encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
             searched = FaissIndex.load(index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index"))
-        ids, hit_scores = searched.search(encoders.encode(model, dev_questions, cfg.encoder), 10)
-        scores.append(rank_metrics(Hits(ids, hit_scores), dev_ids, qrels, [10])["ndcg@10"])
+        hits.append(Hits(*searched.search(encoders.encode(model, dev_questions, cfg.encoder), depth)))
+    judging: dict[str, Any] = {}
+    if judge is not None:
+        console.say(f"{stage_name}: the teacher ranks the pooled top {cfg.train.retriever.dev_pool_depth} of every α "
+                    f"for {len(dev_ids)} dev questions")
+        targets, target, judging = judge(dev_ids, dev_questions, pools([h.ids for h in hits], cfg.train.retriever.dev_pool_depth))
+    judged = [q for q in dev_ids if targets.get(q)]
+    if not judged:
+        console.say(f"{stage_name}: no dev question has a usable target, keeping the trained model as it is")
+        return trained_dir, {"dev": {"questions": 0, "target": target, **({"judging": judging} if judging else {})}}
+    qrels = {q: dict(targets[q]) for q in judged}
+    scores = [rank_metrics(h, dev_ids, qrels, [10])["ndcg@10"] for h in hits]
     chosen = pick_alpha(alphas, scores)
     model.load_state_dict(interpolate(base, trained, chosen))
     model.save(f"{scratch}/chosen")
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
-    console.say(f"{stage_name}: dev nDCG@10 on {len(dev_ids)} held-out questions: {curve} → keeping α={chosen:g}")
-    return f"{scratch}/chosen", {"dev": {"questions": len(dev_ids), "documents": documents, "target": target, "alphas": alphas,
-                                         "ndcg@10": scores, "alpha": chosen}}
+    console.say(f"{stage_name}: dev nDCG@10 of {target} on {len(judged)} held-out questions: {curve} → keeping α={chosen:g}")
+    return f"{scratch}/chosen", {"dev": {"questions": len(judged), "documents": documents, "target": target, "alphas": alphas,
+                                         "ndcg@10": scores, "alpha": chosen, **({"judging": judging} if judging else {})}}

@@ -46,15 +46,17 @@ class Lists:
 
 
 def teacher_top(labels: Sequence[Mapping[str, Any]], k: int = 1) -> dict[str, dict[str, int]]:
-    """The teacher LLM's top ``k`` passages of each usable label with graded gains (k for its
-    first, 1 for its k-th): the dev target available without gold judgements."""
+    """The teacher LLM's top ``k`` passages of each usable label, graded: the dev target
+    available without gold judgements."""
     return {r["question_id"]: {d: k - i for i, d in enumerate(r["ranked_ids"][:k])}
             for r in labels if r["status"] in USABLE and len(r["ranked_ids"])}
 
 
-def teacher_target(k: int) -> str:
-    """What ``teacher_top(labels, k)`` holds, in words, for the manifest and the report."""
-    return "the teacher LLM's first passage" if k == 1 else f"the teacher LLM's top {k} passages (gains {k} to 1)"
+def teacher_target(k: int, of: str = "") -> str:
+    """What ``teacher_top(labels, k)`` holds, in words, for the manifest and the report
+    (``of``: among what, when not the candidates)."""
+    among = f" of {of}" if of else ""
+    return f"the teacher LLM's first passage{among}" if k == 1 else f"the teacher LLM's top {k} passages{among} (gains {k} to 1)"
 
 
 def direct_lists(labels: Sequence[Mapping[str, Any]], dev_top_k: int = 1) -> Optional[Lists]:

@@ -18,7 +18,8 @@ from components.config import Config
 from components.corpus import Collection
 from components.distill.candidates import mine_candidates, negative_bank
 from components.distill.dev import HeldOut, choose_average, rerank_on_dev
-from components.distill.lists import Lists, frozen_rows, text_rows
+from components.distill.lists import GOLD, Lists, frozen_rows, text_rows
+from components.distill.pooled_judge import judge_pools
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
 from components.retrieval import DenseRetriever
@@ -49,9 +50,11 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         return stage_model(out)
     dev_ids = sorted(dev)
     text_of = dict(zip(lists.question_ids, lists.questions))
+    judge = (functools.partial(judge_pools, cfg, collection.corpus, store_uri=storage.join(out, "dev", "judge"))
+             if tc.dev_target == "pooled" and lists.dev_target != GOLD else None)
     chooser = functools.partial(
         choose_average, cfg, collection.corpus, stage_name, dev_ids, [text_of[q] for q in dev_ids],
-        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({held_out.groups.get(q, q) for q in dev}),
+        {q: lists.dev_targets[q] for q in dev_ids}, lists.dev_target, len({held_out.groups.get(q, q) for q in dev}), judge,
     )
     keep = [i for i, q in enumerate(lists.question_ids) if not held_out.excludes(q)]
     on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
