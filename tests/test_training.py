@@ -120,7 +120,7 @@ def test_a_killed_driver_resumes_stage2_mid_epoch_from_its_step_checkpoint(tmp_p
     root = Path(__file__).resolve().parents[1]
     with _sim() as sim:
         overrides = [*SMALL, f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", "train.retriever.epochs=6",
-                     "train.retriever.batch_questions=2", "train.checkpoint_every_steps=4", "ray.num_cpus=2"]
+                     "train.retriever.extra_questions=0", "train.retriever.batch_questions=2", "train.checkpoint_every_steps=4", "ray.num_cpus=2"]
         cmd = [sys.executable, "-m", "jobs.train_retriever", "--run-dir", str(tmp_path), *[a for o in overrides for a in ("--set", o)]]
         with open(tmp_path / "first.log", "w") as log:
             first = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -279,7 +279,7 @@ def test_pipeline_without_usable_labels_skips_training_and_says_why(ray_cluster,
 def test_trained_passage_side_refreshes_the_index_between_rounds_and_gets_its_own(ray_cluster, tmp_path):
     with _sim() as sim:
         cfg = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
-                                 "train.retriever.passages=trained", "train.retriever.epochs=2", "train.retriever.refresh_every=1",
+                                 "train.retriever.passages=trained", "train.retriever.loss=kl", "train.retriever.epochs=2", "train.retriever.refresh_every=1",
                                  "train.retriever.interpolation=[0.5, 1.0]", "eval.retrievers=[base, distilled]"])
         report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
         stage = tmp_path / "retriever"
