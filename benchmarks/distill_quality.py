@@ -89,8 +89,8 @@ def main() -> None:
                     print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + deltas + " |")
                 for stage in ("retriever", "retriever-direct", "retriever-supervised"):
                     manifest = run_dir / stage / "manifest.json"
-                    if manifest.exists() and json.loads(manifest.read_text()).get("dev"):
-                        dev = json.loads(manifest.read_text())["dev"]
+                    dev = json.loads(manifest.read_text()).get("dev") if manifest.exists() else None
+                    if dev and dev.get("alphas"):
                         curve = " ".join(f"{a:g}:{s:.3f}" for a, s in zip(dev["alphas"], dev["ndcg@10"]))
                         alphas.append(f"{stage} n={n} seed={seed}: dev nDCG@10 by α {curve} → α={dev['alpha']:g}")
 
