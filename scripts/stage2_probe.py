@@ -39,6 +39,7 @@ ap.add_argument("--teacher", default="grades", choices=["grades", "base", "unifo
 ap.add_argument("--keep-all", action="store_true", help="train on every list, not only those with a relevant passage")
 ap.add_argument("--tiebreak", default="base", choices=["base", "lexical"],
                 help="rank teacher: order within a grade by the base's order, or by the graded simulator's lexical score")
+ap.add_argument("--noise", type=float, default=0.0, help="rank teacher: Gaussian noise on the relevance before ranking, as the simulator's --noise")
 ap.add_argument("--tpos", type=float, default=1.0, help="rank teacher: temperature over positions (softmax(-position / tpos))")
 ap.add_argument("--side", default="query", choices=["query", "both"],
                 help="both: the candidates' passage vectors are encoded live (one shared encoder) and the corpus bank is re-embedded every epoch")
@@ -99,6 +100,9 @@ if a.teacher == "rank":  # the LLM-label shape the pipeline's direct ablation us
         words = [_content_words(queries[q]) for q in train_q]
         grade = [g + torch.tensor([len(w & _content_words(text[j])) / (len(w) + 1) for j in cand[i]])
                  for i, (g, w) in enumerate(zip(grade, words))]
+    if a.noise:  # the simulator's noisy teacher: relevance + noise * N(0, 1), before ranking
+        gen = torch.Generator().manual_seed(a.seed)
+        grade = [g + a.noise * torch.randn(len(g), generator=gen) for g in grade]
     grade = [-torch.argsort(torch.argsort(-g, stable=True), stable=True).float() * a.tt / a.tpos for g in grade]
 elif a.teacher == "base":  # self-distillation control: the base's own scores (cos / 0.05, tt applies on top)
     grade = [torch.tensor(Qb[i] @ P[cand[i]].T / 0.05 * a.tt, dtype=torch.float) for i in range(len(train_q))]
@@ -212,4 +216,4 @@ if a.alphas:
         for p_, t_ in zip(params, trained): p_.copy_(t_)
 d = np.array([dist[q] - base[q] for q in evalq if q in base])
 boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
-print(f"RESULT {a.model or 'minilm'} side-{a.side} tpos{a.tpos} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
+print(f"RESULT {a.model or 'minilm'} side-{a.side} tpos{a.tpos} noise{a.noise} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
