@@ -109,15 +109,16 @@ def choose_average(
             encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
             searched = FaissIndex.load(index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index"))
         hits.append(Hits(*searched.search(encoders.encode(model, dev_questions, cfg.encoder), depth)))
-    judging: dict[str, Any] = {}
+    judging: dict[str, Any] = {}  # what judging cost, in the manifest when there was a judge
     if judge is not None:
         console.say(f"{stage_name}: the teacher ranks the pooled top {cfg.train.retriever.dev_pool_depth} of every α "
                     f"for {len(dev_ids)} dev questions")
-        targets, target, judging = judge(dev_ids, dev_questions, pools([h.ids for h in hits], cfg.train.retriever.dev_pool_depth))
+        targets, target, cost = judge(dev_ids, dev_questions, pools([h.ids for h in hits], cfg.train.retriever.dev_pool_depth))
+        judging = {"judging": cost}
     judged = [q for q in dev_ids if targets.get(q)]
     if not judged:
         console.say(f"{stage_name}: no dev question has a usable target, keeping the trained model as it is")
-        return trained_dir, {"dev": {"questions": 0, "target": target, **({"judging": judging} if judging else {})}}
+        return trained_dir, {"dev": {"questions": 0, "target": target, **judging}}
     qrels = {q: dict(targets[q]) for q in judged}
     scores = [rank_metrics(h, dev_ids, qrels, [10])["ndcg@10"] for h in hits]
     chosen = pick_alpha(alphas, scores)
@@ -126,4 +127,4 @@ def choose_average(
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
     console.say(f"{stage_name}: dev nDCG@10 of {target} on {len(judged)} held-out questions: {curve} → keeping α={chosen:g}")
     return f"{scratch}/chosen", {"dev": {"questions": len(judged), "documents": documents, "target": target, "alphas": alphas,
-                                         "ndcg@10": scores, "alpha": chosen, **({"judging": judging} if judging else {})}}
+                                         "ndcg@10": scores, "alpha": chosen, **judging}}

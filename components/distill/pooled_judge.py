@@ -17,12 +17,10 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from components import call_cache
 from components.config import Config
 from components.corpus import Corpus
 from components.distill.lists import teacher_target, teacher_top
-from components.labelling import label_rows, make_tasks, run_labelling
-from components.llm.chat import chat_backend
+from components.stages.labels import rank_lists
 
 
 def pools(ranked_per_alpha: Sequence[Sequence[Sequence[str]]], depth: int) -> list[list[str]]:
@@ -48,14 +46,7 @@ def judge_pools(
     k = cfg.train.retriever.dev_top_k
     passages = dict(zip(corpus.ids, corpus.passages()))
     labels_cfg = cfg.labels.model_copy(update={"shuffle_candidates": True, "passes": 1})
-    tasks = make_tasks(question_ids, questions, pooled, passages.__getitem__, labels_cfg, cfg.seed)
-    store = call_cache.open_store(store_uri)
-    teacher = chat_backend(labels_cfg)
-    model = teacher.model_id()
-    with teacher.sender(cfg.ray) as send:
-        stats = run_labelling(tasks, labels_cfg, model, store, send)
-    store.compact()
-    rows = label_rows(tasks, model)
+    rows, stats, model, _ = rank_lists(labels_cfg, cfg.ray, cfg.seed, question_ids, questions, pooled, passages.__getitem__, store_uri)
     targets = teacher_top(rows, k)
     what = teacher_target(k, f"the pooled top {cfg.train.retriever.dev_pool_depth} of every α")
     cost = {"judged": len(targets), "of": len(question_ids), "calls_sent": stats.sent, "calls_cached": stats.cached,
