@@ -64,9 +64,10 @@ class EncoderConfig(_Section):
 
 class IndexConfig(_Section):
     """FAISS index shape. ``flat`` is exact; ``hnsw`` and ``ivf`` trade recall for speed at scale;
-    ``ivfpq`` also compresses each vector to ``pq_m`` bytes (384-d MiniLM: 128 bytes against flat's
-    1,536); ``auto`` is flat up to ``auto_flat_max`` passages and ivfpq beyond
-    (``benchmarks/index_scale.py`` measures the trade at a million)."""
+    ``ivfpq`` also compresses each vector to ``pq_m`` bytes (384-d MiniLM: 64 bytes against flat's
+    1,536) and re-ranks its top ``k·refine`` exactly from a float16 copy of the vectors that stays
+    on disk (memory-mapped), so RAM holds only the codes; ``auto`` is flat up to ``auto_flat_max``
+    passages and ivfpq beyond (``benchmarks/index_scale.py`` measures the trade at a million)."""
 
     kind: Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] = "auto"
     auto_flat_max: int = Field(200_000, ge=1, description="auto: exact search up to this many passages")
@@ -74,8 +75,11 @@ class IndexConfig(_Section):
     hnsw_ef_search: int = Field(128, ge=1)
     ivf_nlist: Optional[int] = Field(None, ge=1, description="ivf/ivfpq lists (null: 4·√n, at most n/39)")
     ivf_nprobe: Optional[int] = Field(None, ge=1, description="lists searched per query (null: max(8, nlist/64))")
-    pq_m: int = Field(128, ge=1, description="ivfpq: sub-quantizers, bytes per vector at 8 bits (must divide the dim)")
+    pq_m: int = Field(64, ge=1, description="ivfpq: sub-quantizers, bytes per vector at 8 bits (must divide the dim); "
+                                           "with refine 0, 128 keeps more recall")
     pq_bits: int = Field(8, ge=4, le=12, description="ivfpq: bits per sub-quantizer code")
+    refine: int = Field(4, ge=0, description="ivfpq: re-rank the top k·refine by exact inner product over a float16 copy of "
+                                            "the vectors memory-mapped from disk (not held in RAM); 0: compressed scores only")
     gpu: bool = Field(True, description="search on the GPUs when faiss-gpu and a CUDA device are present (the gpu extra)")
 
 
