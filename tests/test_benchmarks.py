@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
 # What each benchmark prints when it got to its figures.
 PRINTS = {"distill_quality.py": "| distilled |", "embed_index.py": "ratio Ray / plain", "label_fanout.py": "ratio sustained / max",
-          "serve_load.py": "ratio (Serve / plain)", "train_throughput.py": "Stage 2 KL: ours",
+          "serve_load.py": "ratio (Serve / plain)", "train_throughput.py": "Stage 2 KL, both sides trained: ours",
           "index_scale.py": "ivfpq against its targets"}
 
 
