@@ -4,6 +4,7 @@ import numpy as np
 
 from components import encoders
 from components.config import EncoderConfig
+from components.run_models import dense_name
 
 
 def test_static_student_is_built_once_from_the_base_token_embeddings_and_loads_as_an_encoder(tmp_path, monkeypatch):
@@ -19,3 +20,9 @@ def test_static_student_is_built_once_from_the_base_token_embeddings_and_loads_a
     assert q.shape == (2, 384) and np.allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
     p = encoders.encode(model, ["Cholesterol feeds breast cancer cells.", "Diet treats asthma."], cfg)
     assert np.argmax(q @ p.T, axis=1).tolist() == [0, 1]  # a bag-of-words retriever, but a retriever
+
+
+def test_the_base_retriever_is_named_for_its_encoder_static_or_not():
+    assert dense_name("sentence-transformers/all-MiniLM-L6-v2") == "base-minilm"
+    assert dense_name("static:sentence-transformers/all-MiniLM-L6-v2") == "base-static-minilm"
+    assert dense_name("/models/my-encoder/") == "base-my-encoder"
