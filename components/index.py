@@ -121,6 +121,12 @@ def _make_index(vectors: np.ndarray, shape: dict[str, Any]) -> faiss.Index:
     return index
 
 
+def gpu_supports(shape: dict[str, Any]) -> bool:
+    """Whether FAISS's GPU version can search an index of ``shape``: HNSW has none, and GPU IVF-PQ
+    takes at most 96 bytes a code (so the CPU keeps a 128-code index)."""
+    return shape["kind"] != "hnsw" and shape.get("pq_m", 0) * shape.get("pq_bits", 8) <= 96 * 8
+
+
 @dataclass
 class FaissIndex:
     index: faiss.Index
@@ -169,8 +175,8 @@ class FaissIndex:
     @classmethod
     def load(cls, uri: str, corpus_hash: Optional[str] = None, use_gpu: bool = False) -> "FaissIndex":
         """Load an index; with ``corpus_hash``, refuse one built from a different corpus. With
-        ``use_gpu``, a flat or IVF index moves to every visible GPU when faiss has GPU support
-        (HNSW has no GPU version; an index to ``reconstruct`` from stays on the CPU)."""
+        ``use_gpu``, an index the GPU version of FAISS supports (``gpu_supports``) moves to every
+        visible GPU when faiss has GPU support; a refined index re-ranks on the CPU."""
         manifest_uri = storage.join(uri, MANIFEST_FILE)
         if not storage.exists(manifest_uri):
             raise DataError(f"no finished index at {uri} (missing {MANIFEST_FILE})")
@@ -189,8 +195,10 @@ class FaissIndex:
         index = faiss.deserialize_index(np.frombuffer(index_bytes, dtype=np.uint8))
         doc_ids = storage.read_parquet(storage.join(uri, IDS_FILE)).column("id").to_pylist()
         exact = _mapped_vectors(storage.join(uri, VECTORS_FILE), expected.get(VECTORS_FILE)) if manifest["index"].get("refine") else None
-        if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 and manifest["index"]["kind"] != "hnsw":
-            index = faiss.index_cpu_to_all_gpus(index)
+        if use_gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0 and gpu_supports(manifest["index"]):
+            options = faiss.GpuMultipleClonerOptions()
+            options.useFloat16 = manifest["index"]["kind"] == "ivfpq"  # fp16 lookup tables: 56+ codes need them
+            index = faiss.index_cpu_to_all_gpus(index, co=options)
         return cls(index, doc_ids, manifest, exact)
 
     def check_encoder(self, encoder_fingerprint: str, where: str = "index") -> None:

@@ -3,7 +3,7 @@ import pytest
 
 from components.config import IndexConfig
 from components.errors import ArtifactMismatchError, ConfigError, DataError
-from components.index import FaissIndex, exact_rerank, index_shape
+from components.index import FaissIndex, exact_rerank, gpu_supports, index_shape
 
 ENCODER = {"model": "m", "fingerprint": "f" * 64, "dim": 16, "max_seq_length": 32, "normalize": True}
 
@@ -142,3 +142,10 @@ def test_refined_index_loads_from_s3(s3_server):
     loaded = FaissIndex.load(f"{s3_server}/idx")
     found, _ = loaded.search(vecs[:10], 5)
     assert [row[0] for row in found] == ids[:10]
+
+
+def test_gpu_is_used_only_for_shapes_faiss_gpu_supports():
+    big = index_shape(IndexConfig(), 1_000_000, 384)
+    assert gpu_supports(big) and gpu_supports({"kind": "flat"}) and gpu_supports({"kind": "ivf", "nlist": 8, "nprobe": 8})
+    assert not gpu_supports(index_shape(IndexConfig(kind="ivfpq", pq_m=128), 1_000_000, 384))
+    assert not gpu_supports({"kind": "hnsw", "m": 32, "ef_search": 128})
