@@ -96,6 +96,13 @@ def timed_search(index: FaissIndex, queries: np.ndarray, k: int, cold: str | Non
     return latencies, np.array(found)
 
 
+def figures(latencies: list[float], found_rows: np.ndarray, truth: np.ndarray | None, k: int) -> dict:
+    """p50/p99 latency and recall@k against flat (1 for flat itself, which has no truth yet)."""
+    recall = 1.0 if truth is None else float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found_rows, truth)]))
+    return {"p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+            f"recall@{k}": recall, "rows": found_rows}
+
+
 def measure(spec: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarray | None, k: int, where: Path) -> list[dict]:
     """Build ``spec`` (a kind, or ``ivfpq:M:R`` for pq_m M and refine R), save and load it as the
     pipeline does, and time it; a refined index is timed again with the refinement off."""
@@ -105,28 +112,18 @@ def measure(spec: str, vectors: np.ndarray, queries: np.ndarray, truth: np.ndarr
     start = time.perf_counter()
     built = FaissIndex.build(vectors, ids, IndexConfig(kind=kind, **settings), {"model": "minilm", "fingerprint": "-"}, "-")
     build_s = time.perf_counter() - start
-    built.save(str(where / spec.replace(":", "-")))
-    index = FaissIndex.load(str(where / spec.replace(":", "-")))
-    memory = len(faiss.serialize_index(index.index))
-    mapped = where / spec.replace(":", "-") / VECTORS_FILE
-    latencies, found_rows = timed_search(index, queries, k)
-    recall = 1.0 if truth is None else float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found_rows, truth)]))
-    result = {"kind": spec, "shape": index.manifest["index"], "memory_bytes": memory, "build_s": build_s,
-              "disk_bytes": mapped.stat().st_size if index.exact is not None else 0,
-              "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
-              f"recall@{k}": recall, "rows": found_rows}
+    folder = where / spec.replace(":", "-")
+    built.save(str(folder))
+    index = FaissIndex.load(str(folder))
+    shared = {"shape": index.manifest["index"], "memory_bytes": len(faiss.serialize_index(index.index)), "build_s": build_s}
+    result = {"kind": spec, **shared, "disk_bytes": (folder / VECTORS_FILE).stat().st_size if index.exact is not None else 0,
+              **figures(*timed_search(index, queries, k), truth, k)}
     if index.exact is None:
         return [result]
-    cold, _ = timed_search(index, queries[:200], k, cold=str(mapped))
-    result.update(cold_p50_ms=1000 * float(np.percentile(cold, 50)), cold_p99_ms=1000 * float(np.percentile(cold, 99)))
+    cold = figures(*timed_search(index, queries[:200], k, cold=str(folder / VECTORS_FILE)), None, k)
+    result.update(cold_p50_ms=cold["p50_ms"], cold_p99_ms=cold["p99_ms"])
     index.exact = None  # the same codes without the exact re-ranking
-    latencies, found_rows = timed_search(index, queries, k)
-    unrefined = dict(result, kind=f"{spec}, refine off", disk_bytes=0, rows=found_rows,
-                     p50_ms=1000 * float(np.percentile(latencies, 50)), p99_ms=1000 * float(np.percentile(latencies, 99)),
-                     **{f"recall@{k}": float(np.mean([len(set(f) & set(t)) / k for f, t in zip(found_rows, truth)]))})
-    for key in ("cold_p50_ms", "cold_p99_ms"):
-        unrefined.pop(key)
-    return [result, unrefined]
+    return [result, {"kind": f"{spec}, refine off", **shared, "disk_bytes": 0, **figures(*timed_search(index, queries, k), truth, k)}]
 
 
 def main() -> None:

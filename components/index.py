@@ -166,8 +166,9 @@ class FaissIndex:
         if self.exact is not None:
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(self.exact, dtype=np.float16))
-            storage.write_bytes(storage.join(uri, VECTORS_FILE), buffer.getvalue())
-            files[VECTORS_FILE] = _sha256(buffer.getvalue())
+            vector_bytes = buffer.getvalue()  # one copy: each getvalue() copies the whole file
+            storage.write_bytes(storage.join(uri, VECTORS_FILE), vector_bytes)
+            files[VECTORS_FILE] = _sha256(vector_bytes)
         manifest = dict(self.manifest, files=files)
         storage.write_json(storage.join(uri, MANIFEST_FILE), manifest)
         self.manifest = manifest
