@@ -100,5 +100,8 @@ def test_rerank_on_dev_compares_the_teachers_order_with_the_first_stages_on_dev_
     assert checked["questions"] == 2
     # q1: the teacher lifts d2 to the top (1.0 vs 1/log2(3)); q2: it pushes d3 down (the reverse)
     assert checked["teacher"] == pytest.approx(checked["first_stage"])
+    # per question +0.37 and −0.37: the paired interval spans both
+    assert checked["difference"]["delta"] == pytest.approx(0.0)
+    assert checked["difference"]["ci_low"] < 0 < checked["difference"]["ci_high"]
     assert rerank_on_dev(lists, {"q1"})["teacher"] > rerank_on_dev(lists, {"q1"})["first_stage"]
     assert rerank_on_dev(lists, set()) is None

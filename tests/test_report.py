@@ -1,3 +1,5 @@
+import pytest
+
 from components import report
 
 
@@ -16,6 +18,19 @@ def test_the_report_gives_each_difference_with_its_interval_and_bolds_only_clear
 
 def test_the_report_says_when_the_ranker_is_worse_than_the_base():
     assert "The Stage 1 ranker (ranker-rerank@10) re-ranks *below* the base" in report.markdown(_rep(-0.01))
+
+
+@pytest.mark.parametrize("low, high, says", [
+    (0.01, 0.05, "the ranker reproduces the teacher beyond the base's order."),
+    (-0.05, -0.01, "the ranker agrees with the teacher *less* than the base's order does; the test rows above say whether it is worse"),
+    (-0.01, 0.02, "no clear difference from the base's order."),
+])
+def test_the_stage1_check_reads_its_verdict_from_the_paired_interval_as_agreement_with_the_teacher(low, high, says):
+    checked = {"questions": 9, "target": "the teacher's top 5", "first_stage": 0.7, "teacher": 0.68,
+               "difference": {"delta": (low + high) / 2, "ci_low": low, "ci_high": high}}
+    text = report.markdown(_rep(0.02) | {"query_encoders": {"distilled": {"teacher_on_dev": checked}}})
+    assert f"scores nDCG@10 0.680 against the first stage's 0.700 (target: the teacher's top 5), difference {(low + high) / 2:+.3f} " \
+           f"[{low:+.3f}, {high:+.3f}]: {says}" in text
 
 
 def test_the_html_report_is_one_self_contained_page_with_intervals_and_charts():

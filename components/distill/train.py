@@ -60,7 +60,8 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
     if on_dev:
         console.say(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
-                    f"first stage {on_dev['first_stage']:.4f}, teacher {on_dev['teacher']:.4f}")
+                    f"first stage {on_dev['first_stage']:.4f}, ranker {on_dev['teacher']:.4f} (paired difference "
+                    f"{on_dev['difference']['delta']:+.4f} [{on_dev['difference']['ci_low']:+.4f}, {on_dev['difference']['ci_high']:+.4f}])")
     if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
     stage = RetrieverStage.from_config(cfg)
