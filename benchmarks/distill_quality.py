@@ -21,9 +21,11 @@ from pathlib import Path
 
 from components.config import load_config
 from components.corpus import load_collection
+from components.metrics import paired_bootstrap
 from components.report import delta_cell
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
 from components.run import Run
+from components.stages.evaluation import ABLATION_NAMES
 from components.stages.pipeline import run_pipeline
 
 METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")),
@@ -87,6 +89,12 @@ def main() -> None:
                     vs = row.get("vs_base")
                     deltas = f" | {delta_cell(vs['ndcg@10'])} | {delta_cell(vs['top-1'])}" if vs else " | | "
                     print(f"| {name} | " + " | ".join(f"{v:.4f}" for v in values) + deltas + " |")
+                per_question = report.get("per_question", {}).get("ndcg@10", {})
+                for ablation in ABLATION_NAMES.values():  # the paper's claim: the ranker beats distilling the LLM directly
+                    if "distilled" in per_question and ablation in per_question:
+                        paired = paired_bootstrap([a - b for a, b in zip(per_question["distilled"], per_question[ablation])])
+                        results[(n, f"Δ distilled − {ablation}, paired")]["nDCG@10"].append(paired["delta"])
+                        print(f"paired, same questions: distilled − {ablation}: Δ nDCG@10 {delta_cell(paired)}")
                 for stage in ("retriever", "retriever-direct", "retriever-supervised"):
                     manifest = run_dir / stage / "manifest.json"
                     dev = json.loads(manifest.read_text()).get("dev") if manifest.exists() else None
@@ -101,8 +109,8 @@ def main() -> None:
     for (n, name), by_metric in results.items():
         cells = []
         for metric, _ in METRICS:
-            v = by_metric[metric]
-            cells.append(f"{statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else ""))
+            v = by_metric.get(metric)
+            cells.append(("" if not v else f"{statistics.mean(v):.4f}" + (f" ± {statistics.stdev(v):.4f}" if len(v) > 1 else "")))
         print(f"| {n} | {name} | " + " | ".join(cells) + " |")
     print("\n" + "\n".join(alphas))
 

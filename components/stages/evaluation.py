@@ -56,12 +56,15 @@ def make_retrievers(run: Run, scratch: str, kinds: Optional[Sequence[str]] = Non
     return out, skipped
 
 
+# Each ablation's row in the report.
+ABLATION_NAMES = {"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}
+
+
 def query_encoders(cfg: Config) -> list[tuple[str, str, Optional[str]]]:
     """Report name, stage URI and (for this run's own) stage name of each trained query encoder
     over the base index: this run's distilled one, its ablations, then other runs' distilled ones."""
     out: list[tuple[str, str, Optional[str]]] = [("distilled", retriever_uri(cfg), "retriever")]
-    out += [({"direct": "direct (no ranker)", "supervised": "supervised (gold qrels)"}[a], ablation_uri(cfg, a), f"retriever-{a}")
-            for a in cfg.train.ablations]
+    out += [(ABLATION_NAMES[a], ablation_uri(cfg, a), f"retriever-{a}") for a in cfg.train.ablations]
     out += [(f"distilled ({name})", retriever_uri(cfg.model_copy(update={"run_dir": run_dir})), None)
             for name, run_dir in cfg.eval.other_runs.items()]
     return out
