@@ -334,6 +334,12 @@ class RetrieverTrainConfig(_Section):
         4096, ge=0, description="kl_negatives only: corpus passages (frozen vectors, a seeded sample; all of a smaller "
         "corpus) in the student's softmax beside each question's candidates",
     )
+    ranker_spread: Optional[float] = Field(
+        0.65, gt=0, description="the ranker's scores are scaled, one factor for all lists, to this mean within-list "
+        "standard deviation before tau_ranker, so the target is as sharp whatever spread Stage 1 left the ranker with "
+        "(components.distill.spread; null: as the ranker gives them). 0.65 is the spread the recipe was chosen at; the "
+        "ablations' targets (a permutation's positions, hard labels) are not scaled",
+    )
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

@@ -205,6 +205,10 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         trained = SentenceTransformer(sorted(tmp_path.glob("retriever/checkpoints/*/checkpoint_*/model"))[-1].as_posix())
         expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
         assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())
+        # The research diagnostic reads the finished run: each α by gold, on the same dev questions.
+        curve = subprocess.run([sys.executable, "scripts/alpha_curve.py", str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
+                               capture_output=True, text=True, check=True).stdout
+        assert f"{dev} dev and" in curve and all(f"\n| {a:g} | " in curve for a in chosen["alphas"])
 
         paid = sim.sim.stats["answered"]
         model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns

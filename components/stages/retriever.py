@@ -2,7 +2,8 @@
 
 For every training question (the LLM-labelled ones, plus ``train.retriever.extra_questions``
 that only the ranker scores), the ranker scores the base retriever's candidates (a Ray Data actor
-pool); the retriever then learns KL(softmax(ranker / tau_ranker) ‖ softmax(cos / tau_retriever)).
+pool), its scores are put on one scale (``train.retriever.ranker_spread``, ``distill.spread``), and
+the retriever learns KL(softmax(ranker / tau_ranker) ‖ softmax(cos / tau_retriever)).
 By default only the query encoder learns, against the frozen passage vectors of the base index, so
 the index needs no rebuild: the distilled retriever is the new query encoder over
 ``RUN/index/base``. With ``train.retriever.passages: trained`` both sides learn, the corpus is
@@ -16,10 +17,15 @@ a manifest naming the passage encoder, the index and the dev choice. The logic l
 from __future__ import annotations
 
 import functools
+from typing import Optional, Sequence
 
-from components import storage
+import numpy as np
+
+from components import console, storage
+from components.config import Config
 from components.distill.lists import Lists, Rescore, direct_lists, supervised_lists, teacher_target, teacher_top
 from components.distill.rescore import ranker_scores
+from components.distill.spread import mean_spread, to_spread
 from components.distill.train import train_query_encoder
 from components.errors import ConfigError, DataError
 from components.labelling import NoUsableLabels
@@ -39,7 +45,7 @@ def train_retriever(run: Run) -> str:
     pool = "stage2" if cfg.train.retriever.extra_questions != 0 else "labelled"
     cands = storage.read_parquet(build_candidates(run, pool)).to_pydict()
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
-    rescore: Rescore = functools.partial(ranker_scores, cfg, ranker_model, passages)
+    rescore: Rescore = functools.partial(scaled_scores, cfg, ranker_model, passages)
     scores = rescore(cands["question"], cands["candidate_ids"], cands["scores"], None)
     labels = storage.read_parquet(label(run)).to_pylist()
     return train_query_encoder(cfg, collection, "retriever", Lists(
@@ -47,6 +53,17 @@ def train_retriever(run: Run) -> str:
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
         teacher_top(labels, cfg.train.retriever.dev_top_k), teacher_target(cfg.train.retriever.dev_top_k), rescore,
     ), held_out(run))
+
+
+def scaled_scores(cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
+                  priors: Sequence[Sequence[float]], cache: Optional[str] = None) -> list[np.ndarray]:
+    """The ranker's scores of the lists (``ranker_scores``, cached as the ranker gives them) at
+    ``train.retriever.ranker_spread``: the first scoring and every refresh round's."""
+    scores = ranker_scores(cfg, ranker_model, passages, questions, candidates, priors, cache)
+    spread, raw = cfg.train.retriever.ranker_spread, mean_spread(scores)
+    if spread is not None and raw > 0:
+        console.say(f"retriever: ranker scores ×{spread / raw:.2f}, from a mean within-list spread of {raw:.3f} to {spread:g}")
+    return to_spread(scores, spread)
 
 
 @stage
