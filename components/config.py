@@ -335,10 +335,10 @@ class RetrieverTrainConfig(_Section):
         "corpus) in the student's softmax beside each question's candidates",
     )
     ranker_spread: Optional[float] = Field(
-        0.65, gt=0, description="the ranker's scores are scaled, one factor for all lists, to this mean within-list "
+        2.6, gt=0, description="the ranker's scores are scaled, one factor for all lists, to this mean within-list "
         "standard deviation before tau_ranker, so the target is as sharp whatever spread Stage 1 left the ranker with "
-        "(components.distill.spread; null: as the ranker gives them). 0.65 is the spread the recipe was chosen at; the "
-        "ablations' targets (a permutation's positions, hard labels) are not scaled",
+        "(components.distill.spread; null: as the ranker gives them). 2.6 was best of 0.33 to 5.2 on run 7's dev "
+        "questions (README); the ablations' targets (a permutation's positions, hard labels) are not scaled",
     )
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")

@@ -38,9 +38,12 @@ def main() -> None:
     args = parser.parse_args()
     cfg: Config = load_config(None, base=storage.read_json(os.path.join(args.run_dir, "manifest.json"))["config"])
     run = Run(cfg)
-    checkpoints = sorted(glob.glob(os.path.join(args.run_dir, args.stage, "checkpoints", "*", "checkpoint_*", MODEL_DIR)))
+    # The trained model is the last checkpoint of the training the stage's manifest names (a run
+    # resumed with other settings keeps its earlier trainings' checkpoints beside it).
+    digest = storage.read_json(os.path.join(args.run_dir, args.stage, "manifest.json"))["model"].removeprefix("model-")
+    checkpoints = sorted(glob.glob(os.path.join(args.run_dir, args.stage, "checkpoints", f"{args.stage}-{digest}", "checkpoint_*", MODEL_DIR)))
     if not checkpoints:
-        raise SystemExit(f"{args.run_dir}: no trained {args.stage} checkpoint")
+        raise SystemExit(f"{args.run_dir}: no checkpoint of the {args.stage} training its manifest names ({digest})")
     train = run.collection.split(cfg.data.train_split)
     test = run.collection.split(cfg.data.test_split)
     dev = sorted(q for q in held_out(run).questions if q in train.qrels)
