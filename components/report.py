@@ -80,7 +80,6 @@ def agreement(difference: dict[str, float] | None) -> str:
     say only which is higher). It is agreement with the teacher on held-out lists, not quality."""
     if not difference:
         return "."
-    ci = f"{difference['delta']:+.3f} [{difference['ci_low']:+.3f}, {difference['ci_high']:+.3f}]"
     if difference["ci_low"] > 0:
         verdict = "the ranker reproduces the teacher beyond the base's order"
     elif difference["ci_high"] < 0:
@@ -88,7 +87,7 @@ def agreement(difference: dict[str, float] | None) -> str:
                    "it is worse (a teacher whose order below its best passages follows the base's own signal favours the base here)")
     else:
         verdict = "no clear difference from the base's order"
-    return f", difference {ci}: {verdict}."
+    return f", difference {interval(difference)}: {verdict}."
 
 
 def metric_tables(retrievers: dict[str, dict[str, Any]]) -> list[str]:
@@ -120,7 +119,7 @@ def summary(report: dict[str, Any]) -> str:
     rows = []
     for name, r in retrievers.items():
         vs = (r.get("vs_base") or {}).get("ndcg@10")
-        delta = "" if not vs else _interval(vs) + (" *" if _excludes_zero(vs) else "")
+        delta = "" if not vs else interval(vs) + (" *" if excludes_zero(vs) else "")
         rows.append([name, *(f"{r['top_k_accuracy'][k]:.3f}" for k in ks), f"{r['ndcg@10']:.3f}" if "ndcg@10" in r else "", delta])
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
 
@@ -132,17 +131,18 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join([title, line(head), *(line(r) for r in rows)])
 
 
-def _interval(d: dict[str, float]) -> str:
+def interval(d: dict[str, float]) -> str:
+    """``+0.012 [+0.004, +0.020]``: a paired difference and its interval, as every report writes it."""
     return f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]"
 
 
-def _excludes_zero(d: dict[str, float]) -> bool:
+def excludes_zero(d: dict[str, float]) -> bool:
     return d["ci_low"] > 0 or d["ci_high"] < 0
 
 
 def delta_cell(d: dict[str, float]) -> str:
     """``+0.012 [+0.004, +0.020]``, in bold when the interval excludes zero."""
-    return f"**{_interval(d)}**" if _excludes_zero(d) else _interval(d)
+    return f"**{interval(d)}**" if excludes_zero(d) else interval(d)
 
 
 def rag_markdown(rag: dict[str, Any]) -> str:

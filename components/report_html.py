@@ -10,7 +10,7 @@ import base64
 import html
 from typing import Any, Optional
 
-from components.report import TABLE_METRICS, plot_png, png_bytes, pyplot, rag_png
+from components.report import TABLE_METRICS, excludes_zero, interval, plot_png, png_bytes, pyplot, rag_png
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1000px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
@@ -28,8 +28,8 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _delta(d: dict[str, float]) -> str:
-    text = html.escape(f"{d['delta']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]")
-    return f'<span class="sig">{text}</span>' if d["ci_low"] > 0 or d["ci_high"] < 0 else text
+    text = html.escape(interval(d))
+    return f'<span class="sig">{text}</span>' if excludes_zero(d) else text
 
 
 def metrics_table(retrievers: dict[str, dict[str, Any]]) -> str:

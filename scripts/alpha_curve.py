@@ -28,6 +28,7 @@ from components.run import Run
 from components.run_layout import MODEL_DIR
 from components.stages.dev import held_out
 from components.stages.evaluation import TEST_SAMPLE_SEED
+from components.training import checkpoint_root
 from components.weight_averaging import interpolate
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     # The trained model is the last checkpoint of the training the stage's manifest names (a run
     # resumed with other settings keeps its earlier trainings' checkpoints beside it).
     digest = storage.read_json(os.path.join(args.run_dir, args.stage, "manifest.json"))["model"].removeprefix("model-")
-    checkpoints = sorted(glob.glob(os.path.join(args.run_dir, args.stage, "checkpoints", f"{args.stage}-{digest}", "checkpoint_*", MODEL_DIR)))
+    checkpoints = sorted(glob.glob(os.path.join(checkpoint_root(cfg, args.stage), f"{args.stage}-{digest}", "checkpoint_*", MODEL_DIR)))
     if not checkpoints:
         raise SystemExit(f"{args.run_dir}: no checkpoint of the {args.stage} training its manifest names ({digest})")
     train = run.collection.split(cfg.data.train_split)
