@@ -388,6 +388,9 @@ class TrainConfig(_Section):
     checkpoint_every_steps: Optional[int] = Field(
         50, ge=1, description="a checkpoint every N steps as well as at each epoch's end, so a preempted job or a "
         "replaced worker resumes mid-epoch at the next batch (null: epoch ends only)")
+    keep_checkpoints: bool = Field(
+        False, description="keep a stage's Ray Train checkpoints (model, optimizer, two per training) after its "
+        "model is published; by default they are deleted then, as they only serve to resume an unfinished training")
     ranker: RankerTrainConfig = Field(default_factory=RankerTrainConfig)
     retriever: RetrieverTrainConfig = Field(default_factory=RetrieverTrainConfig)
     ablations: list[Literal["direct", "supervised"]] = Field(

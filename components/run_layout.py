@@ -12,6 +12,7 @@ from components.config import Config
 
 MODEL_DIR = "model"  # inside a training stage's directory: the trained model, loadable elsewhere
 # (``model-<digest of its inputs>`` since models are published under a new name: put_model, switch_model)
+TRAINED_DIR = "trained"  # beside it, where the kept model was derived (a weight average): the training's own end point
 
 
 def stage_model(stage_dir: str, manifest: Optional[dict[str, Any]] = None) -> str:
@@ -24,10 +25,17 @@ def stage_model(stage_dir: str, manifest: Optional[dict[str, Any]] = None) -> st
     return storage.join(stage_dir, manifest.get("model", MODEL_DIR))
 
 
-def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any]) -> str:
-    """Copy a trained model to ``stage_dir/model-<digest of inputs>``, a name no manifest points
+def trained_model(stage_dir: str) -> str:
+    """The model the stage's training ended with: its ``trained`` end point where the kept model
+    was derived from it, else the kept model itself."""
+    manifest = storage.read_json(storage.join(stage_dir, "manifest.json"))
+    return storage.join(stage_dir, manifest.get(TRAINED_DIR, manifest["model"]))
+
+
+def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any], kind: str = MODEL_DIR) -> str:
+    """Copy a trained model to ``stage_dir/<kind>-<digest of inputs>``, a name no manifest points
     to yet (``switch_model`` publishes it); return its URI, which workers on any node can read."""
-    uri = storage.join(stage_dir, f"{MODEL_DIR}-{storage.content_hash(inputs)[:12]}")
+    uri = storage.join(stage_dir, f"{kind}-{storage.content_hash(inputs)[:12]}")
     storage.put_dir(local_model, uri)
     return uri
 
@@ -35,14 +43,16 @@ def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any]) -> str:
 def switch_model(stage_dir: str, inputs: dict[str, Any], model_uri: str, files: dict[str, bytes], **details: Any) -> str:
     """Write ``files`` beside the model ``put_model`` placed, switch the stage's manifest to it,
     and only then delete the models it replaced. A kill at any point leaves the manifest naming a
-    whole model (the old one until the switch), never a directory half overwritten."""
+    whole model (the old one until the switch), never a directory half overwritten. ``details``
+    may name a ``trained`` end point (``put_model(kind=TRAINED_DIR)``), kept the same way."""
     name = model_uri.rstrip("/").rsplit("/", 1)[-1]
     for file_name, data in files.items():
         storage.write_bytes(storage.join(stage_dir, file_name), data)
     storage.mark_stage_done(stage_dir, inputs, model=name, **details)
-    for old in storage.list_dirs(stage_dir, MODEL_DIR):
+    named = {name, details.get(TRAINED_DIR)}
+    for old in storage.list_dirs(stage_dir):
         base = old.rstrip("/").rsplit("/", 1)[-1]
-        if base != name and (base == MODEL_DIR or base.startswith(MODEL_DIR + "-")):
+        if base not in named and any(base == kind or base.startswith(kind + "-") for kind in (MODEL_DIR, TRAINED_DIR)):
             storage.delete_dir(old)
     return model_uri
 

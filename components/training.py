@@ -30,7 +30,7 @@ from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
 from components.errors import DataError
 from components.run import init_ray
-from components.run_layout import MODEL_DIR, put_model, switch_model
+from components.run_layout import MODEL_DIR, TRAINED_DIR, put_model, switch_model
 
 STATE_FILE, LOSSES_FILE = "train_state.pt", "losses.jsonl"
 
@@ -399,20 +399,24 @@ def train_stage(
     a kill at any point leaves the stage unfinished rather than half-chosen; return the model's URI."""
     init_ray(cfg.ray)
     t = cfg.train
+    training = f"{stage_name}-{storage.content_hash(inputs)[:12]}"
     checkpoint = fit(
         stage, rows, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
-        checkpoint_root(cfg, stage_name), f"{stage_name}-{storage.content_hash(inputs)[:12]}", cfg.seed,
-        t.checkpoint_every_steps,
+        checkpoint_root(cfg, stage_name), training, cfg.seed, t.checkpoint_every_steps,
     )
     out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:
         local = checkpoint.to_directory(scratch)
-        model_dir = f"{local}/{MODEL_DIR}"
+        trained = model_dir = f"{local}/{MODEL_DIR}"
         if finish is not None:
-            model_dir, chosen = finish(model_dir, tempfile.mkdtemp(dir=scratch))
+            model_dir, chosen = finish(trained, tempfile.mkdtemp(dir=scratch))
             details.update(chosen)
+        if model_dir != trained:
+            details[TRAINED_DIR] = put_model(trained, out_dir, inputs, kind=TRAINED_DIR).rstrip("/").rsplit("/", 1)[-1]
         losses = Path(local, LOSSES_FILE).read_bytes()
         model = switch_model(out_dir, inputs, put_model(model_dir, out_dir, inputs), {LOSSES_FILE: losses}, **details)
+    if not t.keep_checkpoints:  # they exist to resume this training, which the manifest now says is done
+        storage.delete_dir(storage.join(checkpoint_root(cfg, stage_name), training))
     curve = [json.loads(line) for line in losses.decode().splitlines() if line]
     tracking.log_losses(cfg, out_dir[len(cfg.run_dir):].strip("/") or stage_name, curve)
     return model

@@ -15,7 +15,6 @@ gold judgements for its training questions.
 from __future__ import annotations
 
 import argparse
-import glob
 import os
 
 from components import encoders, storage
@@ -25,10 +24,9 @@ from components.metrics import paired_bootstrap, per_question_ndcg
 from components.report import delta_cell
 from components.retrieval import Hits
 from components.run import Run
-from components.run_layout import MODEL_DIR
+from components.run_layout import trained_model
 from components.stages.dev import held_out
 from components.stages.evaluation import TEST_SAMPLE_SEED
-from components.training import checkpoint_root
 from components.weight_averaging import interpolate
 
 
@@ -39,12 +37,6 @@ def main() -> None:
     args = parser.parse_args()
     cfg: Config = load_config(None, base=storage.read_json(os.path.join(args.run_dir, "manifest.json"))["config"])
     run = Run(cfg)
-    # The trained model is the last checkpoint of the training the stage's manifest names (a run
-    # resumed with other settings keeps its earlier trainings' checkpoints beside it).
-    digest = storage.read_json(os.path.join(args.run_dir, args.stage, "manifest.json"))["model"].removeprefix("model-")
-    checkpoints = sorted(glob.glob(os.path.join(checkpoint_root(cfg, args.stage), f"{args.stage}-{digest}", "checkpoint_*", MODEL_DIR)))
-    if not checkpoints:
-        raise SystemExit(f"{args.run_dir}: no checkpoint of the {args.stage} training its manifest names ({digest})")
     train = run.collection.split(cfg.data.train_split)
     test = run.collection.split(cfg.data.test_split)
     dev = sorted(q for q in held_out(run).questions if q in train.qrels)
@@ -53,7 +45,7 @@ def main() -> None:
     sets = {"dev": (dev, [text[q] for q in dev], train.qrels), "test": (tests.ids, tests.texts, test.qrels)}
     index = FaissIndex.load(storage.join(cfg.run_dir, "index", "base"))
     base = encoders.load_encoder(cfg.encoder).state_dict()
-    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": checkpoints[-1]}))
+    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_model(storage.join(cfg.run_dir, args.stage))}))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     print(f"{args.run_dir} {args.stage}: nDCG@10 by gold judgements, {len(dev)} dev and {len(tests)} test questions")
     print("| α | dev | Δ dev [95% CI] | test (diagnostic) | Δ test [95% CI] |\n|---:|---:|---|---:|---|")

@@ -106,7 +106,8 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
         cmd = [str(BIN / "idistill"), "run", "--run-dir", run, "--llm-url", sim.base_url,
                "--set", "labels.max_questions=12", "--set", "labels.num_candidates=5",
                "--set", "train.ranker.epochs=1", "--set", "train.ranker.max_seq_length=64",
-               "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1", "--set", "ray.embed_in_driver_max=0"]
+               "--set", "ray.num_cpus=2", "--set", "ray.embed_actors=1", "--set", "ray.embed_in_driver_max=0",
+               "--set", "train.keep_checkpoints=true"]
         first = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=1800, cwd=tmp_path)
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         for rel in ("manifest.json", "index/base/manifest.json", "index/base/faiss.index", "candidates/candidates.parquet",
@@ -117,7 +118,7 @@ def test_a_pipeline_run_on_s3_writes_every_artifact_there_and_resumes(s3_server,
             assert storage.exists(storage.join(stage_model(storage.join(run, stage)), "config.json")), stage
         assert storage.list_files(storage.join(run, "labels", "calls"), ".parquet")
         checkpoints = storage.join(run, "ranker", "checkpoints")
-        assert storage.is_dir(checkpoints)  # Ray Train's storage_path was the s3:// run too
+        assert storage.is_dir(checkpoints)  # Ray Train's storage_path was the s3:// run too (kept to show it)
         assert not any(tmp_path.iterdir())  # nothing was written locally instead
         report = storage.read_json(storage.join(run, "report", "report.json"))
         assert {"bm25", "base-minilm", "ranker-rerank@5", "distilled"} <= set(report["retrievers"])

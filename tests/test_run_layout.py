@@ -3,7 +3,7 @@
 import json
 
 from components import storage
-from components.run_layout import put_model, stage_model, switch_model
+from components.run_layout import TRAINED_DIR, put_model, stage_model, switch_model, trained_model
 
 
 def _model(tmp_path, name: str, weights: str) -> str:
@@ -35,3 +35,16 @@ def test_runs_from_before_the_switch_keep_their_model_directory(tmp_path):
     (stage / "model").mkdir(parents=True)
     storage.mark_stage_done(str(stage), {"lr": 1})
     assert stage_model(str(stage)) == str(stage / "model")
+
+
+def test_a_derived_model_keeps_its_trained_end_point_until_a_retrain_replaces_both(tmp_path):
+    stage = str(tmp_path / "retriever")
+    end = put_model(_model(tmp_path, "a", "trained"), stage, {"lr": 1}, kind=TRAINED_DIR)
+    kept = put_model(_model(tmp_path, "b", "averaged"), stage, {"lr": 1})
+    switch_model(stage, {"lr": 1}, kept, {}, trained=end.rsplit("/", 1)[-1])
+    assert stage_model(stage) == kept and trained_model(stage) == end
+    assert (tmp_path / "retriever" / end.rsplit("/", 1)[-1] / "weights.bin").read_text() == "trained"
+
+    again = switch_model(stage, {"lr": 2}, put_model(_model(tmp_path, "c", "plain"), stage, {"lr": 2}), {})
+    assert trained_model(stage) == stage_model(stage) == again  # nothing derived: the model is the end point
+    assert storage.list_dirs(stage) == [again]  # the old end point went with the model it belonged to

@@ -21,7 +21,7 @@ from components.config import EncoderConfig, load_config
 from components.corpus import load_collection
 from components.index import FaissIndex
 from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, TeacherSimulator
-from components.run_layout import stage_model
+from components.run_layout import stage_model, trained_model
 from components.training import LOSSES_FILE, RetrieverStage, fit
 from components.weight_averaging import interpolate, pick_alpha
 from components.stages.pipeline import run_pipeline
@@ -202,7 +202,9 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert "pooled top 10 of every α" in chosen["target"] and chosen["judging"]["judged"] == chosen["questions"] == dev
         assert chosen["judging"]["calls_sent"] >= dev and chosen["judging"]["calls_cached"] == 0
         assert list((tmp_path / "retriever" / "dev" / "judge").iterdir())
-        trained = SentenceTransformer(sorted(tmp_path.glob("retriever/checkpoints/*/checkpoint_*/model"))[-1].as_posix())
+        trained = SentenceTransformer(trained_model(str(tmp_path / "retriever")))
+        # The published models are all that is left of the training: its checkpoints are gone.
+        assert not list(tmp_path.glob("*/checkpoints/*/checkpoint_*"))
         expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
         assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())
         # The research diagnostic reads the finished run: each α by gold, on the same dev questions.

@@ -127,9 +127,12 @@ def choose_average(
     qrels = {q: dict(targets[q]) for q in judged}
     scores = [rank_metrics(h, dev_ids, qrels, [10])["ndcg@10"] for h in hits]
     chosen = pick_alpha(alphas, scores)
-    model.load_state_dict(interpolate(base, trained, chosen))
-    model.save(f"{scratch}/chosen")
+    kept = trained_dir  # α 1: the trained model as it is, not a second copy of it
+    if chosen != 1:
+        kept = f"{scratch}/chosen"
+        model.load_state_dict(interpolate(base, trained, chosen))
+        model.save(kept)
     curve = ", ".join(f"α={a:g}: {s:.4f}" for a, s in zip(alphas, scores))
     console.say(f"{stage_name}: dev nDCG@10 of {target} on {len(judged)} held-out questions: {curve} → keeping α={chosen:g}")
-    return f"{scratch}/chosen", {"dev": {"questions": len(judged), "documents": documents, "target": target, "alphas": alphas,
+    return kept, {"dev": {"questions": len(judged), "documents": documents, "target": target, "alphas": alphas,
                                          "ndcg@10": scores, "alpha": chosen, **judging}}
