@@ -416,7 +416,10 @@ def train_stage(
         losses = Path(local, LOSSES_FILE).read_bytes()
         model = switch_model(out_dir, inputs, put_model(model_dir, out_dir, inputs), {LOSSES_FILE: losses}, **details)
     if not t.keep_checkpoints:  # they exist to resume this training, which the manifest now says is done
-        storage.delete_dir(storage.join(checkpoint_root(cfg, stage_name), training))
+        root = checkpoint_root(cfg, stage_name)
+        storage.delete_dir(storage.join(root, training))
+        if not storage.list_dirs(root) and not storage.list_files(root):  # no other training's to resume
+            storage.delete_dir(root)
     curve = [json.loads(line) for line in losses.decode().splitlines() if line]
     tracking.log_losses(cfg, out_dir[len(cfg.run_dir):].strip("/") or stage_name, curve)
     return model

@@ -204,7 +204,7 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         assert list((tmp_path / "retriever" / "dev" / "judge").iterdir())
         trained = SentenceTransformer(trained_model(str(tmp_path / "retriever")))
         # The published models are all that is left of the training: its checkpoints are gone.
-        assert not list(tmp_path.glob("*/checkpoints/*/checkpoint_*"))
+        assert not list(tmp_path.glob("*/checkpoints"))
         expected = interpolate(encoders.load_encoder(cfg.encoder).state_dict(), trained.state_dict(), chosen["alpha"])
         assert all(torch.allclose(v, expected[k], atol=1e-6) for k, v in kept.state_dict().items())
         # The research diagnostic reads the finished run: each α by gold, on the same dev questions.

@@ -22,6 +22,7 @@ from components.distill.lists import GOLD, Lists, frozen_rows, text_rows
 from components.distill.pooled_judge import judge_pools
 from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
+from components.report import interval
 from components.retrieval import DenseRetriever
 from components.run_layout import TRAINED_DIR, base_index_uri, put_model, stage_model, switch_model
 from components.stages.index import index_corpus
@@ -61,7 +62,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     if on_dev:
         console.say(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
                     f"first stage {on_dev['first_stage']:.4f}, ranker {on_dev['teacher']:.4f} (paired difference "
-                    f"{on_dev['difference']['delta']:+.4f} [{on_dev['difference']['ci_low']:+.4f}, {on_dev['difference']['ci_high']:+.4f}])")
+                    f"{interval(on_dev['difference'])})")
     if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
     stage = RetrieverStage.from_config(cfg)
