@@ -40,18 +40,25 @@ def put_model(local_model: str, stage_dir: str, inputs: dict[str, Any], kind: st
     return uri
 
 
-def switch_model(stage_dir: str, inputs: dict[str, Any], model_uri: str, files: dict[str, bytes], **details: Any) -> str:
+def switch_model(stage_dir: str, inputs: dict[str, Any], model_uri: str, files: dict[str, bytes],
+                 trained_uri: Optional[str] = None, **details: Any) -> str:
     """Write ``files`` beside the model ``put_model`` placed, switch the stage's manifest to it,
     and only then delete the models it replaced. A kill at any point leaves the manifest naming a
-    whole model (the old one until the switch), never a directory half overwritten. ``details``
-    may name a ``trained`` end point (``put_model(kind=TRAINED_DIR)``), kept the same way."""
-    name = model_uri.rstrip("/").rsplit("/", 1)[-1]
+    whole model (the old one until the switch), never a directory half overwritten. Where the
+    model was derived from the training's end point, ``trained_uri`` (under ``stage_dir``) names
+    that one, kept the same way."""
+    def under_stage(uri: str) -> str:
+        return uri[len(stage_dir.rstrip("/")):].strip("/")
+
+    name = under_stage(model_uri)
     for file_name, data in files.items():
         storage.write_bytes(storage.join(stage_dir, file_name), data)
+    if trained_uri is not None:
+        details[TRAINED_DIR] = under_stage(trained_uri)
     storage.mark_stage_done(stage_dir, inputs, model=name, **details)
     named = {name, details.get(TRAINED_DIR)}
     for old in storage.list_dirs(stage_dir):
-        base = old.rstrip("/").rsplit("/", 1)[-1]
+        base = under_stage(old)
         if base not in named and any(base == kind or base.startswith(kind + "-") for kind in (MODEL_DIR, TRAINED_DIR)):
             storage.delete_dir(old)
     return model_uri

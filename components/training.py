@@ -411,10 +411,9 @@ def train_stage(
         if finish is not None:
             model_dir, chosen = finish(trained, tempfile.mkdtemp(dir=scratch))
             details.update(chosen)
-        if model_dir != trained:
-            details[TRAINED_DIR] = put_model(trained, out_dir, inputs, kind=TRAINED_DIR).rstrip("/").rsplit("/", 1)[-1]
+        end_point = put_model(trained, out_dir, inputs, kind=TRAINED_DIR) if model_dir != trained else None
         losses = Path(local, LOSSES_FILE).read_bytes()
-        model = switch_model(out_dir, inputs, put_model(model_dir, out_dir, inputs), {LOSSES_FILE: losses}, **details)
+        model = switch_model(out_dir, inputs, put_model(model_dir, out_dir, inputs), {LOSSES_FILE: losses}, end_point, **details)
     if not t.keep_checkpoints:  # they exist to resume this training, which the manifest now says is done
         root = checkpoint_root(cfg, stage_name)
         storage.delete_dir(storage.join(root, training))

@@ -41,7 +41,7 @@ def test_a_derived_model_keeps_its_trained_end_point_until_a_retrain_replaces_bo
     stage = str(tmp_path / "retriever")
     end = put_model(_model(tmp_path, "a", "trained"), stage, {"lr": 1}, kind=TRAINED_DIR)
     kept = put_model(_model(tmp_path, "b", "averaged"), stage, {"lr": 1})
-    switch_model(stage, {"lr": 1}, kept, {}, trained=end.rsplit("/", 1)[-1])
+    switch_model(stage, {"lr": 1}, kept, {}, trained_uri=end)
     assert stage_model(stage) == kept and trained_model(stage) == end
     assert (tmp_path / "retriever" / end.rsplit("/", 1)[-1] / "weights.bin").read_text() == "trained"
 

@@ -24,7 +24,7 @@ from components.index import FaissIndex
 from components.losses import RETRIEVER_LOSSES
 from components.report import interval
 from components.retrieval import DenseRetriever
-from components.run_layout import TRAINED_DIR, base_index_uri, put_model, stage_model, switch_model
+from components.run_layout import base_index_uri, put_model, stage_model, switch_model
 from components.stages.index import index_corpus
 from components.training import LOSSES_FILE, RetrieverStage, train_stage
 
@@ -124,6 +124,6 @@ def train_with_refresh(
     index_uri = index_corpus(cfg, collection.corpus, final, storage.join(out, "index"), name=f"{stage_name}: index")
     model = switch_model(out, inputs, placed, {LOSSES_FILE: "\n".join(curve).encode() + b"\n"},
                          document_encoder=FaissIndex.load(index_uri).manifest["encoder"], index=index_uri,
-                         questions=len(questions), rounds=r, **{TRAINED_DIR: model_spec[len(out):].strip("/")}, **details)
+                         questions=len(questions), rounds=r, trained_uri=model_spec, **details)
     console.say(f"{stage_name}: both encoders trained on {len(questions)} questions in {r} round(s) → {model}")
     return model
