@@ -56,13 +56,41 @@ def with_prior(logits: np.ndarray, prior: Sequence[float], temperature: Optional
     return (np.asarray(logits, np.float32) + np.asarray(prior, np.float32) / temperature).astype(np.float32)
 
 
-def pair_logits(model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int) -> Any:
-    """One logit per (question, passage) pair; gradients flow (used in training and scoring)."""
-    features = tokenizer(
-        list(questions), list(passages), truncation="only_second", max_length=max_length, padding=True, return_tensors="pt"
-    )
+def padded_passes(
+    tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int, chunk: int
+) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """The pairs' features in passes of ``chunk``, shortest first, each padded to its own longest;
+    and the order: pass position i holds pair ``order[i]``.
+
+    Padding every pair of a Stage 1 step (4 lists of 20 passages) to the step's longest spends
+    much of the step on pad tokens when the pairs' lengths vary, and on CPUs one large pass is
+    slower than several small ones: sorted passes of 16 made Stage 1 steps 15% faster on 2 cores
+    (README, "Performance and scale")."""
+    features = tokenizer(list(questions), list(passages), truncation="only_second", max_length=max_length)
+    order = np.argsort([len(ids) for ids in features["input_ids"]], kind="stable")
+    passes = [
+        tokenizer.pad({k: [v[i] for i in order[start : start + chunk]] for k, v in features.items()}, return_tensors="pt")
+        for start in range(0, len(order), chunk)
+    ]
+    return passes, order
+
+
+def pair_logits(
+    model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int, chunk: int
+) -> Any:
+    """One logit per (question, passage) pair, in the pairs' order, from ``chunk`` pairs a forward
+    pass (``padded_passes``); gradients flow (used in training and scoring; under DDP the passes'
+    gradients are reduced once, at the backward)."""
+    import torch
+
+    if not len(questions):
+        return torch.zeros(0)
+    passes, order = padded_passes(tokenizer, questions, passages, max_length, chunk)
     device = next(model.parameters()).device
-    return model(**{k: v.to(device) for k, v in features.items()}).logits.squeeze(-1)
+    logits = torch.cat([model(**{k: v.to(device) for k, v in p.items()}).logits.reshape(-1) for p in passes])
+    back = torch.empty(len(order), dtype=torch.long, device=device)
+    back[torch.as_tensor(order, device=device)] = torch.arange(len(order), device=device)
+    return logits[back]
 
 
 def score_pairs(
@@ -70,14 +98,8 @@ def score_pairs(
 ) -> np.ndarray:
     import torch
 
-    out = []
     with torch.inference_mode():
-        for start in range(0, len(questions), batch_size):
-            logits = pair_logits(
-                model, tokenizer, questions[start : start + batch_size], passages[start : start + batch_size], max_length
-            )
-            out.append(logits.float().cpu().numpy().reshape(-1))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
+        return pair_logits(model, tokenizer, questions, passages, max_length, batch_size).float().cpu().numpy()
 
 
 class _ScoreActor:

@@ -137,7 +137,7 @@ for epoch in range(a.epochs):
     random.shuffle(rows)
     for b in range(0, len(rows), a.batch):
         batch = rows[b : b + a.batch]
-        logits = pair_logits(model, tokenizer, [q for q, ps, _, _ in batch for _ in ps], [p for _, ps, _, _ in batch for p in ps], a.seq)
+        logits = pair_logits(model, tokenizer, [q for q, ps, _, _ in batch for _ in ps], [p for _, ps, _, _ in batch for p in ps], a.seq, 16)
         scores = logits.view(len(batch), a.n)
         if a.prior_temperature is not None:
             scores = scores + torch.tensor([c for _, _, c, _ in batch]) / a.prior_temperature
