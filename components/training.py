@@ -275,12 +275,8 @@ def _shard(loop: LoopSettings, rank: int, world: int) -> list[dict[str, Any]]:
     """This worker's rows: every ``world``-th row from ``rank``, in the driver's order, as many on
     every worker (DDP steps together). Taken from the whole dataset, not a streaming split, so the
     same worker gets the same rows after a restart and a resume can skip exactly what was done."""
-    import ray.data
     import ray.train
 
-    # The driver draws the training bar; the worker's own Ray Data bar went on redrawing its
-    # finished read into the log once a second for the whole training.
-    ray.data.DataContext.get_current().enable_progress_bars = False
     rows = sorted(ray.train.get_dataset_shard("train").iter_rows(), key=lambda r: r["_row"])
     return [r for r in rows if r["_row"] % world == rank][: loop.rows_per_worker]
 
