@@ -14,6 +14,7 @@ import hashlib
 import io
 import math
 import mmap
+import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from components.config import IndexConfig
 from components.errors import ArtifactMismatchError, ConfigError, DataError
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE, VECTORS_FILE = "faiss.index", "ids.parquet", "manifest.json", "vectors.f16.npy"
+_SAMPLE = 1 << 20  # bytes from each end of a verified file that its stamp records
 
 
 def _sha256(data: bytes) -> str:
@@ -64,9 +66,35 @@ def _mapped_vectors(uri: str, sha256: Optional[str]) -> np.ndarray:
         path = str(local)
     else:
         path = str(Path(uri).expanduser())
-    if _file_sha256(path) != sha256:
+    if not _verified(path, sha256):
         raise DataError(f"{uri} does not match its manifest checksum; rebuild the index")
     return map_vectors(path)
+
+
+def _verified(path: str, sha256: Optional[str]) -> bool:
+    """Whether the file at ``path`` has checksum ``sha256``, hashing it once per version of the file.
+
+    The vectors file is the largest in an index (768 MB at a million passages) and is memory-mapped
+    so that RAM holds only the codes; hashing it on every load would read all of it each time a
+    replica starts. A stamp named by the checksum and the path records the file's identity when it
+    last matched: device, inode, size, modification time and a hash of its first and last MiB (a
+    file copied in from another build differs there even when the clock is too coarse to tell)."""
+    st = Path(path).stat()
+    with open(path, "rb") as f:
+        head = f.read(_SAMPLE)
+        f.seek(max(0, st.st_size - _SAMPLE))
+        tail = f.read(_SAMPLE)
+    identity = f"{path}\n{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{_sha256(head + tail)}"
+    stamp = Path(tempfile.gettempdir()) / "idistill-index" / "verified" / f"{sha256}-{_sha256(path.encode())[:16]}"
+    if stamp.is_file() and stamp.read_text() == identity:
+        return True
+    if _file_sha256(path) != sha256:
+        return False
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+    tmp.write_text(identity)
+    tmp.replace(stamp)
+    return True
 
 
 def exact_rerank(vectors: np.ndarray, queries: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

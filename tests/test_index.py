@@ -3,6 +3,7 @@ import pytest
 
 from components.config import IndexConfig
 from components.errors import ArtifactMismatchError, ConfigError, DataError
+from components import index as index_module
 from components.index import FaissIndex, exact_rerank, gpu_supports, index_shape
 
 ENCODER = {"model": "m", "fingerprint": "f" * 64, "dim": 16, "max_seq_length": 32, "normalize": True}
@@ -130,9 +131,27 @@ def test_refined_index_refuses_vectors_from_another_build(tmp_path):
     cfg = IndexConfig(kind="ivfpq", ivf_nlist=8, pq_m=4, refine=2)
     FaissIndex.build(_vectors(), [str(i) for i in range(400)], cfg, ENCODER, "h").save(str(tmp_path / "a"))
     FaissIndex.build(_vectors(seed=3), [str(i) for i in range(400)], cfg, ENCODER, "h").save(str(tmp_path / "b"))
+    FaissIndex.load(str(tmp_path / "a"))  # verified once: the stamp must not vouch for what replaces the file
     (tmp_path / "a" / "vectors.f16.npy").write_bytes((tmp_path / "b" / "vectors.f16.npy").read_bytes())
     with pytest.raises(DataError, match="vectors.f16.npy does not match its manifest checksum"):
         FaissIndex.load(str(tmp_path / "a"))
+
+
+def test_refined_index_hashes_its_vectors_once_per_file_version(tmp_path, monkeypatch):
+    cfg = IndexConfig(kind="ivfpq", ivf_nlist=8, pq_m=4, refine=2)
+    FaissIndex.build(_vectors(), [str(i) for i in range(400)], cfg, ENCODER, "h").save(str(tmp_path / "a"))
+    hashed: list[str] = []
+    real = index_module._file_sha256
+    monkeypatch.setattr(index_module, "_file_sha256", lambda path: hashed.append(path) or real(path))
+    vectors = tmp_path / "a" / "vectors.f16.npy"
+    for _ in range(3):
+        FaissIndex.load(str(tmp_path / "a"))
+    assert hashed == [str(vectors)]
+    copy = tmp_path / "copy.npy"
+    copy.write_bytes(vectors.read_bytes())
+    copy.replace(vectors)  # the same bytes in a new file: checked again
+    FaissIndex.load(str(tmp_path / "a"))
+    assert hashed == [str(vectors)] * 2
 
 
 def test_refined_index_loads_from_s3(s3_server):
