@@ -371,10 +371,23 @@ def fit(
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             failure_config=FailureConfig(max_failures=max_failures),
         ),
-        datasets={"train": ray.data.from_items([{**r, "_row": i} for i, r in enumerate(rows)])},
+        datasets={"train": _rows_dataset(rows)},
     )
     with progress:
         return trainer.fit().checkpoint
+
+
+def _rows_dataset(rows: list[dict[str, Any]]) -> Any:
+    """The training rows as a dataset whose own progress bars are off. A dataset keeps the
+    DataContext of the process that made it, here the driver's, and each worker reads it whole
+    under that context: where the driver's bars are on (a script calling ``run_pipeline``, not a
+    job), every worker redrew the finished read's bar into the log once a second for the whole
+    training, beside the loop's own bar."""
+    import ray.data
+
+    ds = ray.data.from_items([{**r, "_row": i} for i, r in enumerate(rows)])
+    ds.context.enable_progress_bars = False
+    return ds
 
 
 def checkpoint_root(cfg: Config, stage_name: str) -> str:
