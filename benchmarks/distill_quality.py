@@ -7,12 +7,15 @@ Each configuration is a full ``run_pipeline`` in its own run directory under ``-
 resumes: finished stages are skipped). The simulated teacher ranks answer-bearing (or judged
 relevant) passages first with Gaussian noise ``--noise`` on 0/1 relevance; every figure printed
 names it, the data, and the split. Prints one row per retriever and configuration, then the mean
-and spread over seeds, and the dev-chosen weight-averaging α of each distilled retriever.
+and spread over seeds, and the dev-chosen weight-averaging α of each distilled retriever. The
+console is the jobs' quiet one: stage lines and bars here, Ray's and the stages' logs in each run's
+``RUN/logs/pipeline.log`` (``--verbose`` prints them here instead).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -27,6 +30,7 @@ from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, Tea
 from components.run import Run
 from components.stages.evaluation import ABLATION_NAMES
 from components.stages.pipeline import run_pipeline
+from jobs.common import logs_to_run_dir
 
 METRICS = (("top-1", ("top_k_accuracy", "1")), ("top-5", ("top_k_accuracy", "5")),
            ("top-20", ("top_k_accuracy", "20")), ("nDCG@10", ("ndcg@10",)))
@@ -54,6 +58,7 @@ def main() -> None:
     parser.add_argument("--ablations", action="store_true", help="also train the direct and supervised ablations")
     parser.add_argument("--out", default="runs/quality")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--verbose", action="store_true", help="Ray's and the stages' logs here, not in RUN/logs/pipeline.log")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (the demo collection, 16 labels, one short epoch per stage): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
     if args.smoke:
@@ -76,7 +81,8 @@ def main() -> None:
                     *([ "train.ablations=[direct, supervised]"] if args.ablations else []), *args.overrides,
                 ])
                 started = time.monotonic()
-                report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
+                with contextlib.nullcontext() if args.verbose else logs_to_run_dir(cfg, "pipeline"):
+                    report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
                 minutes = (time.monotonic() - started) / 60
                 test = report["dataset"]
                 print(f"\n## {test['name']} {test['split']} ({test['questions']} questions), teacher "
