@@ -14,7 +14,6 @@ import hashlib
 import io
 import math
 import mmap
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -90,10 +89,7 @@ def _verified(path: str, sha256: Optional[str]) -> bool:
         return True
     if _file_sha256(path) != sha256:
         return False
-    stamp.parent.mkdir(parents=True, exist_ok=True)
-    tmp = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
-    tmp.write_text(identity)
-    tmp.replace(stamp)
+    storage.write_text(str(stamp), identity)
     return True
 
 

@@ -31,6 +31,7 @@ from components.config import load_config
 from components.corpus import load_collection
 from components.labelling import make_tasks
 from components.llm.aggregation import borda
+from components.llm.permutation import parse_permutation
 from components.llm.prompts import ranking_messages, truncate_words
 from components.llm.teacher_sim import Oracle, SimSettings, TeacherSimulator
 from components.metrics import per_question_ndcg
@@ -63,7 +64,7 @@ def main() -> None:
     def score(name: str, orders: dict[str, list[str]]) -> None:
         accuracy = np.nanmean([pair_accuracy(orders[q], truth[q]) for q in orders])
         ndcg = per_question_ndcg(Hits(ids=list(orders.values()), scores=[]), list(orders), qrels)
-        judged = [v for q, v in ndcg.items() if set(orders[q]) & {d for d, g in qrels[q].items() if g > 0}]
+        judged = [v for q, v in ndcg.items() if set(orders[q]) & {d for d, g in qrels.get(q, {}).items() if g > 0}]
         print(f"| {name} | {accuracy:.3f} | {np.mean(judged):.3f} ({len(judged)} lists) |")
 
     print(f"{args.run_dir}: {len(rows)} labelled lists; {tied:.0%} of candidate pairs tie in the unbiased simulator's score")
@@ -78,7 +79,7 @@ def main() -> None:
             ranked: dict[str, list[list[str]]] = {}
             for t in tasks:
                 reply = biased.ranking_text(ranking_messages(t.question, t.passages, width)[1]["content"])
-                ranked.setdefault(t.question_id, []).append([t.candidate_ids[int(i) - 1] for i in reply.strip("[]").split("] > [")])
+                ranked.setdefault(t.question_id, []).append([t.candidate_ids[i] for i in parse_permutation(reply, len(t.passages)).order])
             score(f"simulator, position_bias {args.position_bias:g}, {passes} pass(es), first {'shuffled' if shuffled else 'in candidate order'}",
                   {q: borda(r) for q, r in ranked.items()})
 
