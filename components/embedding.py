@@ -18,6 +18,9 @@ from components.config import EncoderConfig, RayConfig
 from components import console, encoders
 from components.row_collect import collect_rows
 
+_BATCHES_PER_CALL = 8  # model batches per actor call at most: room to re-batch them by token count
+_CALLS_PER_ACTOR = 4  # actor calls per actor at least, so no actor idles while another finishes
+
 
 class _EncodeActor:
     """One model per actor, reused for every batch the actor receives."""
@@ -30,12 +33,20 @@ class _EncodeActor:
         self.model = encoders.load_encoder(encoders.fetched(self.cfg, self.scratch.name))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        vectors = encoders.encode(self.model, [str(t) for t in batch["text"]], self.cfg)
+        vectors = encoders.encode_corpus(self.model, [str(t) for t in batch["text"]], self.cfg)
         return {"row": batch["row"], "embedding": vectors}
 
 
+def _rows_per_call(passages: int, batch_size: int, actors: int) -> int:
+    """Rows an actor encodes per call: several model batches (re-batched by tokens inside), but
+    small enough that a small corpus still spreads over every actor."""
+    return max(batch_size, min(batch_size * _BATCHES_PER_CALL, passages // (actors * _CALLS_PER_ACTOR)))
+
+
 def _shortest_first(texts: list[str]) -> list[int]:
-    """Row order, shortest passage first, so each batch pads to a similar length: less wasted compute."""
+    """Row order by characters, shortest first, so each block an actor receives holds passages of
+    similar length (the actor then batches them by tokens); characters, because tokenizing millions of
+    passages in the driver would cost more than it saves."""
     return sorted(range(len(texts)), key=lambda i: len(texts[i]))
 
 
@@ -44,15 +55,8 @@ def _embed_in_driver(texts: list[str], encoder_cfg: EncoderConfig) -> np.ndarray
 
     with tempfile.TemporaryDirectory() as scratch:
         model = encoders.load_encoder(encoders.fetched(encoder_cfg, scratch))
-        order = _shortest_first(texts)
-        out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
-        chunk = encoder_cfg.batch_size * 8
         with console.bar(len(texts), "embed", "passage") as progress:
-            for start in range(0, len(order), chunk):
-                rows = order[start : start + chunk]
-                out[rows] = encoders.encode(model, [texts[i] for i in rows], encoder_cfg)
-                progress.update(len(rows))
-    return out
+            return encoders.encode_corpus(model, texts, encoder_cfg, progress=progress.update)
 
 
 def cluster_has_gpu() -> bool:
@@ -83,7 +87,8 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
                     "and no GPU: starting Ray Data actors would cost more than it saves)")
         return _embed_in_driver(texts, encoder_cfg)
     use_gpu = encoder_cfg.device != "cpu" and cluster_has_gpu()
-    blocks = max(ray_cfg.embed_actors * 2, math.ceil(len(texts) / (encoder_cfg.batch_size * 8)))
+    per_call = _rows_per_call(len(texts), encoder_cfg.batch_size, ray_cfg.embed_actors)
+    blocks = max(ray_cfg.embed_actors * 2, math.ceil(len(texts) / per_call))
     order = _shortest_first(texts)
     ds = ray.data.from_items(
         [{"row": i, "text": texts[i]} for i in order], override_num_blocks=min(blocks, max(1, len(texts)))
@@ -91,7 +96,7 @@ def embed_texts(texts: list[str], encoder_cfg: EncoderConfig, ray_cfg: RayConfig
     encoded = ds.map_batches(
         _EncodeActor,
         fn_constructor_kwargs={"encoder_cfg": encoder_cfg.model_dump()},
-        batch_size=encoder_cfg.batch_size,
+        batch_size=per_call,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=ray_cfg.embed_actors),  # grows as CPUs allow
         num_cpus=ray_cfg.embed_cpus_per_actor,
