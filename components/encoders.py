@@ -140,7 +140,7 @@ def encode_corpus(model: Any, texts: list[str], cfg: EncoderConfig,
     ``SentenceTransformer.encode`` orders a call's texts by characters, which track tokens loosely
     (on SQuAD's passages r = 0.85, and every passage past ``max_seq_length`` counts alike): its
     batches pad to 28% more tokens than batches cut by token count, and attention's cost grows with
-    the square of the padded length. Tokenizing twice costs ~2% of the forward passes on CPU;
+    the square of the padded length. Tokenizing twice costs about 1% of the forward passes on CPU;
     ``benchmarks/embed_index.py`` measures the gain against plain ``encode``. Longest first, so
     a batch that cannot fit in memory fails at once, not at the end."""
     counts = np.asarray(token_counts(model, texts))
