@@ -127,7 +127,7 @@ def token_counts(model: Any, texts: list[str]) -> list[int]:
     """Tokens each text is cut to; characters for a model whose tokenizer is not a Hugging Face one
     (a static-embedding model, which pools a bag of tokens and gains nothing from even batches)."""
     tokenizer = getattr(model, "tokenizer", None)
-    if not callable(tokenizer):
+    if not texts or not callable(tokenizer):
         return [len(t) for t in texts]
     ids = tokenizer(texts, truncation=True, max_length=model.max_seq_length, add_special_tokens=True)["input_ids"]
     return [len(i) for i in ids]

@@ -19,6 +19,7 @@ def test_encode_corpus_returns_plain_encode_rows_in_input_order(minilm):
         encoders.set_max_seq_length(minilm, EncoderConfig().max_seq_length)
     np.testing.assert_allclose(vectors, plain, atol=1e-5)
     assert sum(seen) == len(texts) and max(seen) == cfg.batch_size
+    assert encoders.encode_corpus(minilm, [], cfg).shape == (0, minilm.get_embedding_dimension())
 
 
 def test_encode_corpus_batches_are_cut_by_token_count_longest_first(minilm, monkeypatch):
