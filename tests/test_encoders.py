@@ -10,7 +10,7 @@ from components.corpus import load_corpus
 def test_encode_corpus_returns_plain_encode_rows_in_input_order(minilm):
     texts = load_corpus("demo").passages()[:40] + ["word " * 400]  # one past max_seq_length
     cfg = EncoderConfig(batch_size=8, max_seq_length=64)
-    minilm.max_seq_length = cfg.max_seq_length
+    encoders.set_max_seq_length(minilm, cfg.max_seq_length)
     try:
         seen: list[int] = []
         vectors = encoders.encode_corpus(minilm, texts, cfg, progress=seen.append)
