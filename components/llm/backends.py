@@ -26,12 +26,13 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Protocol
+from typing import Any, Awaitable, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 
 from components.config import ChatClientConfig, EndpointConfig, LabelConfig
 from components.errors import ConfigError
+from components.group_commit import GroupCommit
 from components.urls import endpoint_url, redact_url
 
 
@@ -135,10 +136,11 @@ class ChatPool:
             self._limiters = [_RateLimiter(q) for q in self.qps]
 
     async def run(
-        self, requests: list[tuple[list[dict[str, str]], int]], on_result: Optional[Callable[[int, ChatResult], None]] = None
+        self, requests: list[tuple[list[dict[str, str]], int]],
+        on_result: Optional[Callable[[int, ChatResult], Awaitable[None]]] = None,
     ) -> list[ChatResult]:
         """Complete ``(messages, max_tokens)`` requests concurrently; results in input order.
-        ``on_result(i, result)`` runs as each one finishes, not when the slowest does."""
+        ``on_result(i, result)`` is awaited as each one finishes, not when the slowest does."""
         import aiohttp
 
         self._bind()
@@ -148,7 +150,7 @@ class ChatPool:
         async def one(session: Any, i: int, messages: list[dict[str, str]], max_tokens: int) -> ChatResult:
             result = await self._complete(session, messages, max_tokens)
             if on_result is not None:
-                on_result(i, result)  # a shard write: brief enough to run on the loop
+                await on_result(i, result)
             return result
 
         async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
@@ -267,12 +269,14 @@ class _ChatActor:
     one event loop, so the caps stay busy across batch boundaries instead of idling at each. Each
     reply is stored the moment it arrives (a straggler holds back no batch-mate's paid reply),
     and a request already stored is answered from the store (a retried Ray task sends it again
-    otherwise)."""
+    otherwise). Replies that arrive while a shard is being written go into the next shard together
+    (``GroupCommit``), shared by every batch on the loop."""
 
     def __init__(self, endpoints: list[dict[str, Any]], cfg: dict[str, Any], parts: int, persist: Persist) -> None:
         self.pool = ChatPool([EndpointConfig(**e) for e in endpoints], ChatClientConfig(**cfg), parts)
-        self.persist = persist
         self.stored = persist.stored()
+        self.journal: GroupCommit[tuple[str, ChatResult]] = GroupCommit(
+            lambda replies: persist(_records(_columns({"request_id": [r for r, _ in replies]}, [res for _, res in replies]))))
         self.loop = asyncio.new_event_loop()
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
 
@@ -281,8 +285,8 @@ class _ChatActor:
         todo = [i for i, r in enumerate(ids) if r not in self.stored]
         requests = _requests(batch)
 
-        def store(j: int, result: ChatResult) -> None:
-            self.persist(_records(_columns({"request_id": [ids[todo[j]]]}, [result])))
+        async def store(j: int, result: ChatResult) -> None:
+            await self.journal.put((ids[todo[j]], result))
 
         sent = asyncio.run_coroutine_threadsafe(self.pool.run([requests[i] for i in todo], store), self.loop).result()
         results = dict(zip(todo, sent))
