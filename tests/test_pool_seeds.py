@@ -1,0 +1,48 @@
+"""scripts/pool_seeds.py: per-question differences averaged over seeds, and the reports it refuses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from components.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from pool_seeds import seed_mean_differences  # noqa: E402
+
+
+def _report(base: list[float], distilled: list[float]) -> dict:
+    return {"base": "base", "per_question": {"ndcg@10": {"base": base, "distilled": distilled}}}
+
+
+def test_differences_are_averaged_over_seeds_question_by_question():
+    reports = [_report([0.5, 0.2, 0.0], [0.7, 0.2, 0.1]), _report([0.5, 0.2, 0.0], [0.3, 0.4, 0.1])]
+    assert np.allclose(seed_mean_differences(reports, "distilled", "base"), [0.0, 0.1, 0.1])
+
+
+def test_reports_over_other_questions_or_without_a_retriever_are_refused():
+    with pytest.raises(ConfigError, match="different numbers of test questions"):
+        seed_mean_differences([_report([0.5], [0.7]), _report([0.5, 0.1], [0.7, 0.1])], "distilled", "base")
+    with pytest.raises(ConfigError, match="no per-question ndcg@10 for direct"):
+        seed_mean_differences([_report([0.5], [0.7])], "direct", "base")
+
+
+def test_the_script_prints_each_retriever_and_refuses_runs_with_different_bases(tmp_path):
+    paths = []
+    for seed, distilled in enumerate(([0.6, 0.3], [0.8, 0.1])):
+        paths.append(tmp_path / f"seed{seed}.json")
+        paths[-1].write_text(json.dumps(_report([0.5, 0.2], distilled)))
+    out = subprocess.run([sys.executable, "scripts/pool_seeds.py", *map(str, paths)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "2 seeds, 2 test questions" in out.stdout and "distilled − base: +0.1000" in out.stdout
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**_report([0.5, 0.2], [0.6, 0.3]), "base": "bm25"}))
+    refused = subprocess.run([sys.executable, "scripts/pool_seeds.py", str(paths[0]), str(other)], cwd=ROOT,
+                             capture_output=True, text=True)
+    assert refused.returncode != 0 and "different bases" in refused.stderr
