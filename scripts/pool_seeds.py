@@ -37,26 +37,45 @@ def seed_mean_differences(reports: list[dict], a: str, b: str, metric: str = "nd
     return np.mean(per_seed, axis=0)
 
 
+def read_reports(paths: list[str], metric: str) -> list[dict]:
+    """The reports, each checked to hold per-question ``metric`` scores."""
+    reports = []
+    for path in paths:
+        if not Path(path).is_file():
+            raise ConfigError(f"no such report: {path}")
+        report = json.loads(Path(path).read_text())
+        if metric not in report.get("per_question", {}):
+            raise ConfigError(f"{path} holds no per-question {metric}")
+        reports.append(report)
+    return reports
+
+
+def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str) -> None:
+    reports = read_reports(paths, metric)
+    bases = {r["base"] for r in reports}
+    if len(bases) != 1:
+        raise ConfigError(f"the runs have different bases ({', '.join(sorted(bases))}): not one recipe over seeds")
+    base = bases.pop()
+    if len({json.dumps(r["per_question"][metric][base]) for r in reports}) != 1:
+        raise ConfigError("the base scores differently across the runs: their test questions are not the same")
+    names = [n for n in reports[0]["per_question"][metric] if n != base]
+    print(f"{len(reports)} seeds, {len(reports[0]['per_question'][metric][base])} test questions, {metric}, "
+          f"per-question differences averaged over seeds, bootstrap 95% CI over questions")
+    for a, b in [(n, base) for n in names] + pairs:
+        ci = paired_bootstrap(seed_mean_differences(reports, a, b, metric))
+        print(f"  {a} − {b}: {ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reports", nargs="+", help="report.json of each seed's run")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), help="also print A − B")
     parser.add_argument("--metric", default="ndcg@10")
     args = parser.parse_args()
-    reports = [json.loads(Path(p).read_text()) for p in args.reports]
-    bases = {r["base"] for r in reports}
-    if len(bases) != 1:
-        raise SystemExit(f"the runs have different bases ({', '.join(sorted(bases))}): not one recipe over seeds")
-    base = bases.pop()
-    base_scores = {json.dumps(r["per_question"][args.metric][base]) for r in reports}
-    if len(base_scores) != 1:
-        raise SystemExit("the base scores differently across the runs: their test questions are not the same")
-    names = [n for n in reports[0]["per_question"][args.metric] if n != base]
-    print(f"{len(reports)} seeds, {len(reports[0]['per_question'][args.metric][base])} test questions, {args.metric}, "
-          f"per-question differences averaged over seeds, bootstrap 95% CI over questions")
-    for a, b in [(n, base) for n in names] + [tuple(p) for p in args.pair]:
-        ci = paired_bootstrap(seed_mean_differences(reports, a, b, args.metric))
-        print(f"  {a} − {b}: {ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]")
+    try:
+        pool(args.reports, [(a, b) for a, b in args.pair], args.metric)
+    except ConfigError as e:  # bad input: one line, not a traceback
+        raise SystemExit(f"pool_seeds: error: {e}")
 
 
 if __name__ == "__main__":

@@ -46,3 +46,7 @@ def test_the_script_prints_each_retriever_and_refuses_runs_with_different_bases(
     refused = subprocess.run([sys.executable, "scripts/pool_seeds.py", str(paths[0]), str(other)], cwd=ROOT,
                              capture_output=True, text=True)
     assert refused.returncode != 0 and "different bases" in refused.stderr
+    for args, says in (([str(paths[0]), "--pair", "distilled", "nope"], "no per-question ndcg@10 for nope"),
+                       ([str(tmp_path / "missing.json")], "no such report")):
+        bad = subprocess.run([sys.executable, "scripts/pool_seeds.py", *args], cwd=ROOT, capture_output=True, text=True)
+        assert bad.returncode != 0 and says in bad.stderr and "Traceback" not in bad.stderr
