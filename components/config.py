@@ -334,6 +334,12 @@ class RetrieverTrainConfig(_Section):
         None, ge=0, description="training questions beyond the LLM-labelled ones, scored by the ranker alone (a seeded "
         "sample that contains the labelled ones; null: every training question)",
     )
+    corpus_questions: bool = Field(
+        False, description="also train on corpus-only mode's questions (the teacher writes generate.count of them from "
+        "passages sampled across every document; the ranker alone scores their candidates), so Stage 2 reaches "
+        "documents no training question asks about, as test questions do. Dev documents are sampled like any other: "
+        "the questions are written blind to which documents dev or test will ask about",
+    )
     negatives: int = Field(
         4096, ge=0, description="kl_negatives only: corpus passages (frozen vectors, a seeded sample; all of a smaller "
         "corpus) in the student's softmax beside each question's candidates",
@@ -447,6 +453,13 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+
+    @model_validator(mode="after")
+    def _corpus_questions_need_real_ones(self) -> "Config":
+        if self.train.retriever.corpus_questions and self.data.questions == "generated":
+            raise ValueError("train.retriever.corpus_questions adds generated questions to real ones; with "
+                             "data.questions: generated every training question is generated already")
+        return self
 
     def public_dump(self) -> dict[str, Any]:
         """The config as manifests, reports and logs show it: endpoint credentials masked."""

@@ -96,6 +96,14 @@ class Questions:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def __add__(self, other: "Questions") -> "Questions":
+        """Both sets, in order; answers only when both have them."""
+        clash = set(self.ids) & set(other.ids)
+        if clash:
+            raise ValueError(f"{len(clash)} question ids in both sets, e.g. {sorted(clash)[0]!r}")
+        answers = None if self.answers is None or other.answers is None else self.answers + other.answers
+        return Questions(ids=self.ids + other.ids, texts=self.texts + other.texts, answers=answers)
+
     def subset(self, keep: Iterable[str]) -> "Questions":
         wanted = set(keep)
         idx = [i for i, q in enumerate(self.ids) if q in wanted]

@@ -44,7 +44,8 @@ def markdown(report: dict[str, Any]) -> str:
                           f"(mean agreement, Kendall's τ: {teacher['mean_agreement']}).")
         gen = teacher.get("generation")
         if gen:
-            lines += ["", f"Training questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "
+            written = "Training" if teacher.get("training_questions") == "generated" else "Stage 2's extra"
+            lines += ["", f"{written} questions written by {gen['teacher']}: {gen['kept']} kept of {gen['asked']} asked; "
                       "dropped: " + (", ".join(f"{n} {why}" for why, n in gen["dropped"].items()) or "none") + "."]
     for name, trained in (report.get("query_encoders") or {}).items():
         checked = trained.get("teacher_on_dev")

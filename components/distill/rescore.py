@@ -1,8 +1,9 @@
 """The ranker's scores of candidate lists: Stage 2's teacher signal.
 
 Scoring runs on a Ray Data actor pool (``ranker.score_with_ray``) and is cached in a parquet file
-whose metadata names its inputs (the ranker's own inputs, the questions and the lists), so a rerun
-or a resumed refresh round scores nothing twice.
+of (list key, scores) whose metadata names the ranker's inputs. A list's key hashes its question
+and candidates, so a rerun or a resumed refresh round scores nothing twice, and a pool that grows
+(more extra questions, questions written from the corpus) pays only for its new lists.
 """
 
 from __future__ import annotations
@@ -20,32 +21,43 @@ from components.run_layout import ranker_uri, retriever_uri
 from components.training import use_gpu
 
 
+def list_key(question: str, candidates: Sequence[str], prior: Optional[Sequence[float]]) -> str:
+    """What one list's scores depend on besides the ranker (its first-stage cosines only for a
+    residual ranker, which adds them to its logits)."""
+    return storage.content_hash([question, list(candidates)] + ([list(prior)] if prior is not None else []))
+
+
 def ranker_scores(
     cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
     priors: Sequence[Sequence[float]], cache: Optional[str] = None,
 ) -> list[np.ndarray]:
-    """Ranker scores of every candidate, cached in ``cache`` (default
-    ``RUN/retriever/ranker_scores.parquet``) and reused while the inputs are the same. ``priors``
-    are the candidates' first-stage cosines, which a residual ranker adds to its logits."""
+    """Ranker scores of every candidate, cached per list in ``cache`` (default
+    ``RUN/retriever/ranker_scores.parquet``) while the ranker is the same. ``priors`` are the
+    candidates' first-stage cosines, which a residual ranker adds to its logits."""
     cache = cache or storage.join(retriever_uri(cfg), "ranker_scores.parquet")
     ranker_manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
     temperature = ranker_manifest["inputs"]["train"].get("prior_temperature")
     priors = [[float(x) for x in p] for p in priors]
-    inputs = storage.content_hash([ranker_manifest["inputs"], questions, candidates] + ([priors] if temperature else []))
+    ranker = storage.content_hash(ranker_manifest["inputs"]).encode()
+    keys = [list_key(q, c, p if temperature else None) for q, c, p in zip(questions, candidates, priors)]
+    known: dict[str, list[float]] = {}
     if storage.exists(cache):
         table = storage.read_parquet(cache)
-        if table.schema.metadata and table.schema.metadata.get(b"inputs") == inputs.encode():
-            return [np.asarray(s, dtype=np.float32) for s in table.column("scores").to_pylist()]
-    init_ray(cfg.ray)
-    rc = cfg.train.ranker
-    flat = score_with_ray(
-        [q for q, c in zip(questions, candidates) for _ in c], [passages[d] for c in candidates for d in c],
-        ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
-    )
-    out, at = [], 0
-    for c, prior in zip(candidates, priors):
-        out.append(with_prior(flat[at : at + len(c)], prior, temperature))
-        at += len(c)
-    table = pa.table({"scores": [s.tolist() for s in out]}).replace_schema_metadata({"inputs": inputs})
-    storage.write_parquet(cache, table)
-    return out
+        if table.schema.metadata and table.schema.metadata.get(b"ranker") == ranker and "key" in table.column_names:
+            known = dict(zip(table.column("key").to_pylist(), table.column("scores").to_pylist()))
+    todo = [i for i, k in enumerate(keys) if k not in known]
+    if todo:
+        init_ray(cfg.ray)
+        rc = cfg.train.ranker
+        flat = score_with_ray(
+            [questions[i] for i in todo for _ in candidates[i]], [passages[d] for i in todo for d in candidates[i]],
+            ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
+        )
+        at = 0
+        for i in todo:
+            n = len(candidates[i])
+            known[keys[i]] = np.asarray(with_prior(flat[at : at + n], priors[i], temperature), np.float32).tolist()
+            at += n
+        table = pa.table({"key": list(known), "scores": list(known.values())}).replace_schema_metadata({"ranker": ranker})
+        storage.write_parquet(cache, table)
+    return [np.asarray(known[k], dtype=np.float32) for k in keys]

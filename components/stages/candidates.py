@@ -2,8 +2,9 @@
 
 Writes ``RUN/candidates/candidates.parquet`` (question id, question, candidate ids, scores) and a
 manifest tying it to the index and question set; skipped when both are unchanged. The
-``stage2`` pool adds ``train.retriever.extra_questions`` questions the LLM never labels, which
-only the ranker scores (``RUN/candidates/stage2/``): the ranker is cheap and the LLM is not.
+``stage2`` pool adds ``train.retriever.extra_questions`` questions the LLM never labels, and with
+``train.retriever.corpus_questions`` the questions the teacher wrote from the corpus, which only
+the ranker scores (``RUN/candidates/stage2/``): the ranker is cheap and the LLM is not.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def training_questions(run: Run, pool: str = "labelled") -> Questions:
     """The questions the LLM labels: a seeded sample of ``labels.max_questions`` of the train
     split's (or the LLM-written ones, ``data.questions: generated``). The ``stage2`` pool is a
     larger sample by the same seed, so it holds every labelled question, plus
-    ``train.retriever.extra_questions`` more (null: all of them)."""
+    ``train.retriever.extra_questions`` more (null: all of them), then, with
+    ``train.retriever.corpus_questions``, the generated ones."""
     cfg, collection = run.cfg, run.collection
     if cfg.data.questions == "generated":
         everything = generated_questions(run)
@@ -37,6 +39,8 @@ def training_questions(run: Run, pool: str = "labelled") -> Questions:
     questions = everything.sample(wanted, cfg.seed)
     if len(questions) == 0:
         raise DataError(f"{collection.path}: split {cfg.data.train_split!r} has no judged questions to label")
+    if pool == "stage2" and cfg.train.retriever.corpus_questions:
+        questions = questions + generated_questions(run)
     return questions
 
 

@@ -115,7 +115,7 @@ def teacher_summary(cfg: Config, with_ranker: bool = True) -> Optional[dict[str,
         out.update({k: ranker[k] for k in ("labels_used", "labels_held_out") if k in ranker})
     out["training_questions"] = cfg.data.questions
     generated = storage.join(questions_uri(cfg), "summary.json")
-    if cfg.data.questions == "generated" and storage.exists(generated):
+    if (cfg.data.questions == "generated" or cfg.train.retriever.corpus_questions) and storage.exists(generated):
         out["generation"] = storage.read_json(generated)
     return out
 

@@ -1,7 +1,8 @@
 """Stage 2: train the retriever to match the ranker's distribution (KL by default, Ray Train).
 
 For every training question (the LLM-labelled ones, plus ``train.retriever.extra_questions``
-that only the ranker scores), the ranker scores the base retriever's candidates (a Ray Data actor
+and, with ``train.retriever.corpus_questions``, questions the teacher wrote from the corpus, which
+only the ranker scores), the ranker scores the base retriever's candidates (a Ray Data actor
 pool), its scores are put on one scale (``train.retriever.ranker_spread``, ``distill.spread``), and
 the retriever learns KL(softmax(ranker / tau_ranker) ‖ softmax(cos / tau_retriever)).
 By default only the query encoder learns, against the frozen passage vectors of the base index, so
@@ -42,7 +43,8 @@ def train_retriever(run: Run) -> str:
     """Train the ranker if needed, then the retriever; return the URI of the saved model."""
     cfg, collection = run.cfg, run.collection
     ranker_model = train_ranker(run)
-    pool = "stage2" if cfg.train.retriever.extra_questions != 0 else "labelled"
+    tc = cfg.train.retriever
+    pool = "stage2" if tc.extra_questions != 0 or tc.corpus_questions else "labelled"
     cands = storage.read_parquet(build_candidates(run, pool)).to_pydict()
     passages = dict(zip(collection.corpus.ids, collection.corpus.passages()))
     rescore: Rescore = functools.partial(scaled_scores, cfg, ranker_model, passages)
