@@ -9,6 +9,10 @@ follow. Prints each retriever's Δ vs the base and each pair asked for with ``--
 
     python scripts/pool_seeds.py runs/x/*-seed0/report/report.json runs/x/*-seed1/report/report.json \
         --pair distilled "direct (no ranker)"
+
+``--against`` takes another recipe's reports of the same seeds, in the same order (the same base,
+labels and test questions, another Stage 2 setting, say) and prints each retriever both have as
+this recipe's minus the other's, question by question within each seed, then averaged as above.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -23,15 +28,17 @@ from components.errors import ConfigError
 from components.metrics import paired_bootstrap
 
 
-def seed_mean_differences(reports: list[dict], a: str, b: str, metric: str = "ndcg@10") -> np.ndarray:
-    """Per test question, ``a``'s score minus ``b``'s, averaged over the reports (one per seed)."""
+def seed_mean_differences(reports: list[dict], a: str, b: str, metric: str = "ndcg@10",
+                          against: Optional[list[dict]] = None) -> np.ndarray:
+    """Per test question, ``a``'s score minus ``b``'s, averaged over the reports (one per seed);
+    ``b``'s from ``against``'s report of the same seed when given."""
     per_seed = []
-    for report in reports:
-        scores = report["per_question"][metric]
-        missing = [name for name in (a, b) if name not in scores]
+    for report, other in zip(reports, against or reports):
+        mine, theirs = report["per_question"][metric], other["per_question"][metric]
+        missing = [name for name, scores in ((a, mine), (b, theirs)) if name not in scores]
         if missing:
             raise ConfigError(f"a report has no per-question {metric} for {', '.join(missing)}")
-        per_seed.append(np.asarray(scores[a], dtype=np.float64) - np.asarray(scores[b], dtype=np.float64))
+        per_seed.append(np.asarray(mine[a], dtype=np.float64) - np.asarray(theirs[b], dtype=np.float64))
     if len({d.size for d in per_seed}) != 1:
         raise ConfigError("the reports score different numbers of test questions: they cannot be pooled by question")
     return np.mean(per_seed, axis=0)
@@ -50,20 +57,28 @@ def read_reports(paths: list[str], metric: str) -> list[dict]:
     return reports
 
 
-def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str) -> None:
-    reports = read_reports(paths, metric)
-    bases = {r["base"] for r in reports}
+def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str, against_paths: Sequence[str] = ()) -> None:
+    reports, against = read_reports(paths, metric), read_reports(list(against_paths), metric)
+    if against and len(against) != len(reports):
+        raise ConfigError(f"{len(reports)} reports against {len(against)}: --against needs one report per seed, in the same order")
+    bases = {r["base"] for r in reports + against}
     if len(bases) != 1:
         raise ConfigError(f"the runs have different bases ({', '.join(sorted(bases))}): not one recipe over seeds")
     base = bases.pop()
-    if len({json.dumps(r["per_question"][metric][base]) for r in reports}) != 1:
+    if len({json.dumps(r["per_question"][metric][base]) for r in reports + against}) != 1:
         raise ConfigError("the base scores differently across the runs: their test questions are not the same")
     names = [n for n in reports[0]["per_question"][metric] if n != base]
     print(f"{len(reports)} seeds, {len(reports[0]['per_question'][metric][base])} test questions, {metric}, "
           f"per-question differences averaged over seeds, bootstrap 95% CI over questions")
     for a, b in [(n, base) for n in names] + pairs:
-        ci = paired_bootstrap(seed_mean_differences(reports, a, b, metric))
-        print(f"  {a} − {b}: {ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]")
+        _print(f"{a} − {b}", seed_mean_differences(reports, a, b, metric))
+    for name in (n for n in names if against and n in against[0]["per_question"][metric]):
+        _print(f"{name} − {name} (--against)", seed_mean_differences(reports, name, name, metric, against))
+
+
+def _print(what: str, differences: np.ndarray) -> None:
+    ci = paired_bootstrap(differences)
+    print(f"  {what}: {ci['delta']:+.4f} [{ci['ci_low']:+.4f}, {ci['ci_high']:+.4f}]")
 
 
 def main() -> None:
@@ -71,9 +86,11 @@ def main() -> None:
     parser.add_argument("reports", nargs="+", help="report.json of each seed's run")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), help="also print A − B")
     parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--against", nargs="+", default=[], metavar="REPORT",
+                        help="another recipe's report.json of the same seeds, in the same order: print this one's minus it")
     args = parser.parse_args()
     try:
-        pool(args.reports, [(a, b) for a, b in args.pair], args.metric)
+        pool(args.reports, [(a, b) for a, b in args.pair], args.metric, args.against)
     except ConfigError as e:  # bad input: one line, not a traceback
         raise SystemExit(f"pool_seeds: error: {e}")
 

@@ -78,3 +78,9 @@ def test_a_loss_with_corpus_negatives_is_refused_with_a_trained_passage_side():
     with pytest.raises(ConfigError, match=r"train\.retriever.*needs frozen passage vectors"):
         load_config(None, ["train.retriever.loss=kl_negatives", "train.retriever.passages=trained"])
     assert load_config(None, ["train.retriever.loss=kl_negatives"]).train.retriever.loss == "kl_negatives"
+
+
+def test_corpus_questions_are_refused_when_every_training_question_is_generated():
+    with pytest.raises(ConfigError, match=r"corpus_questions.*generated already"):
+        load_config(None, ["train.retriever.corpus_questions=true", "data.questions=generated"])
+    assert load_config(None, ["train.retriever.corpus_questions=true"]).train.retriever.corpus_questions

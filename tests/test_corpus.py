@@ -2,7 +2,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from components.corpus import load_collection, load_corpus, load_questions
+from components.corpus import Questions, load_collection, load_corpus, load_questions
 from components.errors import DataError
 from tests.conftest import shared_dataset, write_beir
 
@@ -124,3 +124,14 @@ def test_question_sample_spans_the_collection_and_grows_as_supersets():
     assert train.questions.sample(100, seed=1).ids != small.ids
     assert train.questions.sample(None, seed=0) is train.questions
     assert train.questions.sample(10**6, seed=0) is train.questions
+
+
+def test_question_sets_join_in_order_and_refuse_a_shared_id():
+    real = Questions(ids=["q1", "q2"], texts=["a", "b"], answers=[["x"], ["y"]])
+    written = Questions(ids=["gen-p1-0"], texts=["c"], answers=None)
+    joined = real + written
+    assert joined.ids == ["q1", "q2", "gen-p1-0"] and joined.texts == ["a", "b", "c"]
+    assert joined.answers is None  # the generated ones have no answer strings
+    assert (real + Questions(ids=["q3"], texts=["d"], answers=[["z"]])).answers == [["x"], ["y"], ["z"]]
+    with pytest.raises(ValueError, match="1 question ids in both sets, e.g. 'q2'"):
+        real + Questions(ids=["q2"], texts=["b"], answers=None)

@@ -50,3 +50,21 @@ def test_the_script_prints_each_retriever_and_refuses_runs_with_different_bases(
                        ([str(tmp_path / "missing.json")], "no such report")):
         bad = subprocess.run([sys.executable, "scripts/pool_seeds.py", *args], cwd=ROOT, capture_output=True, text=True)
         assert bad.returncode != 0 and says in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_recipe_against_another_is_paired_question_by_question_within_each_seed(tmp_path):
+    mine = [_report([0.5, 0.2], [0.7, 0.4]), _report([0.5, 0.2], [0.6, 0.2])]
+    theirs = [_report([0.5, 0.2], [0.6, 0.2]), _report([0.5, 0.2], [0.6, 0.3])]
+    assert np.allclose(seed_mean_differences(mine, "distilled", "distilled", against=theirs), [0.05, 0.05])
+    paths = {}
+    for name, reports in (("mine", mine), ("theirs", theirs)):
+        for seed, report in enumerate(reports):
+            paths.setdefault(name, []).append(tmp_path / f"{name}{seed}.json")
+            paths[name][-1].write_text(json.dumps(report))
+    out = subprocess.run([sys.executable, "scripts/pool_seeds.py", *map(str, paths["mine"]), "--against", *map(str, paths["theirs"])],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "distilled − distilled (--against): +0.0500" in out.stdout
+    short = subprocess.run([sys.executable, "scripts/pool_seeds.py", *map(str, paths["mine"]), "--against", str(paths["theirs"][0])],
+                           cwd=ROOT, capture_output=True, text=True)
+    assert short.returncode != 0 and "one report per seed" in short.stderr and "Traceback" not in short.stderr

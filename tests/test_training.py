@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -325,3 +326,26 @@ def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions
     assert set(distilled["vs_base"]) >= {"ndcg@10", "top-1"}
     assert distilled["vs_base"]["ndcg@10"]["ci_low"] <= distilled["vs_base"]["ndcg@10"]["delta"] <= distilled["vs_base"]["ndcg@10"]["ci_high"]
     assert "of them labelled by the LLM" in (tmp_path / "report" / "report.md").read_text()
+
+    # Stage 2 grows by questions the teacher writes from the corpus: the LLM labels none of them,
+    # and only their lists are scored (a stored list's scores, marked here, are reused as stored)
+    cache = tmp_path / "retriever" / "ranker_scores.parquet"
+    stored = pq.read_table(cache)
+    marked = {k: [7.0] * len(s) for k, s in zip(stored.column("key").to_pylist(), stored.column("scores").to_pylist())}
+    pq.write_table(pa.table({"key": list(marked), "scores": list(marked.values())}).replace_schema_metadata(stored.schema.metadata), cache)
+    with _sim() as sim:
+        grown = load_config(None, [f"run_dir={tmp_path}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                   "train.retriever.extra_questions=24", "train.retriever.loss=kl_negatives",
+                                   "train.retriever.negatives=100", "eval.retrievers=[base, distilled]",
+                                   "train.retriever.corpus_questions=true", "generate.count=12", "generate.consistency_k=5"])
+        run_pipeline(Run(grown))
+        assert sim.stats["answered"] > 0  # the questions were written ...
+    written = pq.read_table(tmp_path / "questions" / "generated.parquet").num_rows
+    assert json.loads((tmp_path / "labels" / "summary.json").read_text())["questions"] == 24  # ... none was labelled
+    rescored = pq.read_table(cache)
+    scores = dict(zip(rescored.column("key").to_pylist(), rescored.column("scores").to_pylist()))
+    assert 0 < written <= 12 and len(scores) == 48 + written
+    assert all(scores[k] == v for k, v in marked.items())
+    after = json.loads((tmp_path / "retriever" / "manifest.json").read_text())
+    assert after["questions"] == manifest["questions"] + written and after["llm_labelled"] == manifest["llm_labelled"]
+    assert "Stage 2's extra questions written by" in (tmp_path / "report" / "report.md").read_text()
