@@ -8,6 +8,9 @@ dev choice left on the table; choose recipes from its dev column only, never fro
 
     python scripts/alpha_curve.py runs/static1/nfcorpus-noise0-graded-n1000-seed0 [--stage retriever]
 
+``--against`` compares two recipes on the same seeds' runs (the same labels and dev questions,
+another Stage 2 setting), question by question, which is how a Stage 2 option is chosen on dev.
+
 Needs a run whose Stage 2 trained over the base index (``passages: frozen``, the default) with
 gold judgements for its training questions.
 """
@@ -30,12 +33,12 @@ from components.stages.evaluation import TEST_SAMPLE_SEED
 from components.weight_averaging import interpolate
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run_dir")
-    parser.add_argument("--stage", default="retriever", help="retriever, retriever-direct or retriever-supervised")
-    args = parser.parse_args()
-    cfg: Config = load_config(None, base=storage.read_json(os.path.join(args.run_dir, "manifest.json"))["config"])
+Curve = dict[float, dict[str, dict[str, float]]]  # α → split → question → nDCG@10
+
+
+def curve(run_dir: str, stage: str) -> tuple[Curve, int, int]:
+    """Per α, each dev and test question's nDCG@10 by gold judgements; the dev and test counts."""
+    cfg: Config = load_config(None, base=storage.read_json(os.path.join(run_dir, "manifest.json"))["config"])
     run = Run(cfg)
     train = run.collection.split(cfg.data.train_split)
     test = run.collection.split(cfg.data.test_split)
@@ -45,20 +48,66 @@ def main() -> None:
     sets = {"dev": (dev, [text[q] for q in dev], train.qrels), "test": (tests.ids, tests.texts, test.qrels)}
     index = FaissIndex.load(storage.join(cfg.run_dir, "index", "base"))
     base = encoders.load_encoder(cfg.encoder).state_dict()
-    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_model(storage.join(cfg.run_dir, args.stage))}))
+    model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_model(storage.join(cfg.run_dir, stage))}))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
-    print(f"{args.run_dir} {args.stage}: nDCG@10 by gold judgements, {len(dev)} dev and {len(tests)} test questions")
-    print("| α | dev | Δ dev [95% CI] | test (diagnostic) | Δ test [95% CI] |\n|---:|---:|---|---:|---|")
-    at_base: dict[str, dict[str, float]] = {}
+    out: Curve = {}
     for alpha in sorted(set(cfg.train.retriever.interpolation) | {0.0}):  # 0: the base, what each is compared with
         model.load_state_dict(interpolate(base, trained, alpha))
+        out[alpha] = {name: per_question_ndcg(Hits(*index.search(encoders.encode(model, questions, cfg.encoder), 100)), ids, qrels)
+                      for name, (ids, questions, qrels) in sets.items()}
+    return out, len(dev), len(tests)
+
+
+def differences(mine: list[Curve], theirs: list[Curve], alpha: float, other_alpha: float, split: str) -> list[float]:
+    """Question by question within each run pair, ``mine`` at α minus ``theirs`` at ``other_alpha``,
+    pooled over the pairs (each seed's dev questions are its own)."""
+    out = []
+    for m, t in zip(mine, theirs):
+        out += [m[alpha][split][q] - t[other_alpha][split][q] for q in m[alpha][split]]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dirs", nargs="+", help="one run, or one per seed of a recipe")
+    parser.add_argument("--stage", default="retriever", help="retriever, retriever-direct or retriever-supervised")
+    parser.add_argument("--against", nargs="+", default=[], metavar="RUN",
+                        help="the same seeds' runs of another recipe, in the same order: print this one minus it at each α")
+    args = parser.parse_args()
+    if args.against and len(args.against) != len(args.run_dirs):
+        raise SystemExit(f"alpha_curve: error: {len(args.run_dirs)} runs against {len(args.against)}: one per seed, in the same order")
+    mine = [curve(r, args.stage) for r in args.run_dirs]
+    for run_dir, (c, devs, tests) in zip(args.run_dirs, mine):
+        print(f"{run_dir} {args.stage}: nDCG@10 by gold judgements, {devs} dev and {tests} test questions")
+        print("| α | dev | Δ dev [95% CI] | test (diagnostic) | Δ test [95% CI] |\n|---:|---:|---|---:|---|")
+        for alpha, splits in c.items():
+            cells = []
+            for name, per in splits.items():
+                delta = paired_bootstrap([per[q] - c[0.0][name][q] for q in per])
+                cells += [f"{sum(per.values()) / len(per):.4f}", delta_cell(delta) if alpha else ""]
+            print(f"| {alpha:g} | " + " | ".join(cells) + " |")
+    if args.against:
+        theirs = [curve(r, args.stage)[0] for r in args.against]
+        print(f"\nthis recipe minus --against, per question within each of {len(mine)} run pairs, pooled: same α, "
+              "and the α each run's manifest kept")
+        print("| α | Δ dev [95% CI] | Δ test (diagnostic) [95% CI] |\n|---|---|---|")
+        for alpha in mine[0][0]:
+            cells = [delta_cell(paired_bootstrap(differences([c for c, _, _ in mine], theirs, alpha, alpha, split)))
+                     for split in ("dev", "test")]
+            print(f"| {alpha:g} | " + " | ".join(cells) + " |")
+        kept = [(kept_alpha(r, args.stage), kept_alpha(o, args.stage)) for r, o in zip(args.run_dirs, args.against)]
         cells = []
-        for name, (ids, questions, qrels) in sets.items():
-            per = per_question_ndcg(Hits(*index.search(encoders.encode(model, questions, cfg.encoder), 100)), ids, qrels)
-            at_base.setdefault(name, per)
-            delta = paired_bootstrap([per[q] - at_base[name][q] for q in per])
-            cells += [f"{sum(per.values()) / len(per):.4f}", delta_cell(delta) if alpha else ""]
-        print(f"| {alpha:g} | " + " | ".join(cells) + " |")
+        for split in ("dev", "test"):
+            pooled = []
+            for (c, _, _), t, (a, b) in zip(mine, theirs, kept):
+                pooled += differences([c], [t], a, b, split)
+            cells.append(delta_cell(paired_bootstrap(pooled)))
+        print(f"| kept ({', '.join(f'{a:g} vs {b:g}' for a, b in kept)}) | " + " | ".join(cells) + " |")
+
+
+def kept_alpha(run_dir: str, stage: str) -> float:
+    """The α the run's Stage 2 kept (its manifest's dev choice)."""
+    return float(storage.read_json(os.path.join(run_dir, stage, "manifest.json"))["dev"]["alpha"])
 
 
 if __name__ == "__main__":

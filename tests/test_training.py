@@ -212,6 +212,10 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
         curve = subprocess.run([sys.executable, "scripts/alpha_curve.py", str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
                                capture_output=True, text=True, check=True).stdout
         assert f"{dev} dev and" in curve and all(f"\n| {a:g} | " in curve for a in chosen["alphas"])
+        itself = subprocess.run([sys.executable, "scripts/alpha_curve.py", str(tmp_path), "--against", str(tmp_path)],
+                                cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True).stdout
+        kept = f"| kept ({chosen['alpha']:g} vs {chosen['alpha']:g}) | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] |"
+        assert kept in itself  # a recipe against itself differs on no question
 
         paid = sim.sim.stats["answered"]
         model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns
@@ -339,7 +343,7 @@ def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions
                                    "train.retriever.negatives=100", "eval.retrievers=[base, distilled]",
                                    "train.retriever.corpus_questions=true", "generate.count=12", "generate.consistency_k=5"])
         run_pipeline(Run(grown))
-        assert sim.stats["answered"] > 0  # the questions were written ...
+        assert sim.sim.stats["answered"] > 0  # the questions were written ...
     written = pq.read_table(tmp_path / "questions" / "generated.parquet").num_rows
     assert json.loads((tmp_path / "labels" / "summary.json").read_text())["questions"] == 24  # ... none was labelled
     rescored = pq.read_table(cache)
