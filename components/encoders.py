@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from components import static_student
+from components import students
 from components.config import EncoderConfig
 from components.errors import ConfigError
 
@@ -26,11 +26,12 @@ _PACKAGED = {
 
 
 def resolve_model(spec: str) -> str:
-    """Local directory as given; a packaged model by its hub name; ``static:<model>`` as the
-    static-embedding student built from that model (``components.static_student``); any other hub
-    id unchanged."""
-    if spec.startswith(static_student.PREFIX):
-        return static_student.resolve_static(spec)
+    """Local directory as given; a packaged model by its hub name; ``static:<model>`` and
+    ``hybrid:<model>`` as the students built from that model (``components.students``); any other
+    hub id unchanged."""
+    built = students.resolve(spec)
+    if built is not None:
+        return built
     if Path(spec).expanduser().is_dir():
         return str(Path(spec).expanduser().resolve())
     package = _PACKAGED.get(spec)
@@ -65,13 +66,21 @@ def fetched(cfg: EncoderConfig, scratch: str) -> EncoderConfig:
     return cfg.model_copy(update={"model": local_model(cfg.model, scratch)})
 
 
-def load_encoder(cfg: EncoderConfig) -> Any:
-    """A ``SentenceTransformer`` on the configured device with the configured sequence length."""
+def open_model(source: str, device: str = "cpu") -> Any:
+    """``SentenceTransformer(source)``, trusting the code a saved model names only when that code
+    is this package's hybrid branch (``hybrid_student.only_ours``)."""
     from sentence_transformers import SentenceTransformer
 
+    from components.hybrid_student import only_ours
+
+    return SentenceTransformer(source, device=device, trust_remote_code=only_ours(source))
+
+
+def load_encoder(cfg: EncoderConfig) -> Any:
+    """A ``SentenceTransformer`` on the configured device with the configured sequence length."""
     source = resolve_model(cfg.model)
     try:
-        model = SentenceTransformer(source, device=resolve_device(cfg.device))
+        model = open_model(source, resolve_device(cfg.device))
     except OSError as e:
         raise ConfigError(
             f"cannot load encoder {cfg.model!r} (resolved to {source!r}): {e}. "

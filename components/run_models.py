@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from components import encoders, static_student, storage
+from components import encoders, storage, students
 from components.config import Config
 from components.corpus import Corpus
 from components.index import FaissIndex
@@ -20,10 +20,11 @@ from components.run_layout import base_index_uri, ranker_uri, retriever_uri, sta
 
 def dense_name(model: str) -> str:
     """A retriever name that says what it is: ``base-minilm`` for the default encoder,
-    ``base-static-minilm`` for the static-embedding student built from it."""
-    static = model.startswith(static_student.PREFIX)
-    short = model.removeprefix(static_student.PREFIX).rstrip("/").split("/")[-1].lower()
-    return f"base-{'static-' if static else ''}{'minilm' if short.startswith('all-minilm') else short}"
+    ``base-static-minilm`` and ``base-hybrid-minilm`` for the students built from it."""
+    prefix, base = students.split(model) or ("", model)
+    short = base.rstrip("/").split("/")[-1].lower()
+    kind = f"{prefix.rstrip(':')}-" if prefix else ""
+    return f"base-{kind}{'minilm' if short.startswith('all-minilm') else short}"
 
 
 def load_base(cfg: Config, corpus: Corpus) -> DenseRetriever:

@@ -132,14 +132,14 @@ class RetrieverStage:
         return cls(cfg.train.retriever, model or cfg.encoder.model, cfg.encoder.max_seq_length)
 
     def build(self) -> Any:
-        from sentence_transformers import SentenceTransformer
-
-        from components.encoders import local_model, resolve_model
+        from components.encoders import local_model, open_model, resolve_model
+        from components.hybrid_student import freeze_base
         from components.losses import RETRIEVER_LOSSES
 
         self.objective = RETRIEVER_LOSSES[self.settings.loss].from_settings(self.settings)
         self.scratch = tempfile.TemporaryDirectory()  # a previous round's model under s3:// is fetched here
-        model = SentenceTransformer(resolve_model(local_model(self.model, self.scratch.name)), device="cpu")
+        model = open_model(resolve_model(local_model(self.model, self.scratch.name)))
+        freeze_base(model)  # a hybrid student trains its static branch only
         self.module = model
         return model.train()
 

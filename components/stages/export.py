@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from components import console, run_models, storage
+from components import console, encoders, run_models, storage
 from components.corpus import TEST_SAMPLE_SEED
 from components.errors import DataError
 from components.llm import prompts
@@ -86,14 +86,12 @@ def _teacher(run: Run) -> dict[str, Any]:
 
 
 def export_retriever(run: Run, out: str, scratch: str) -> str:
-    from sentence_transformers import SentenceTransformer
-
     cfg = run.cfg
     manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
     local_model = Path(storage.local_dir(stage_model(retriever_uri(cfg), manifest), scratch))
     # The base model's card came along through training; without it the library writes a new one.
     (local_model / "README.md").unlink(missing_ok=True)
-    model = SentenceTransformer(str(local_model), device="cpu")
+    model = encoders.open_model(str(local_model))
     teacher = _teacher(run)
     card = model.model_card_data
     card.model_name = f"{cfg.encoder.model.split('/')[-1]} distilled from {teacher.get('teacher', 'an LLM')}'s rankings (idistill)"
@@ -215,10 +213,10 @@ def export(run: Run, out: str, push_to_hub: Optional[str] = None) -> dict[str, s
 
 def _push(done: dict[str, str], repo: str) -> None:
     import datasets
-    from sentence_transformers import CrossEncoder, SentenceTransformer
+    from sentence_transformers import CrossEncoder
 
     if "retriever" in done:
-        SentenceTransformer(done["retriever"]).push_to_hub(repo)
+        encoders.open_model(done["retriever"]).push_to_hub(repo)
     if "ranker" in done:
         CrossEncoder(done["ranker"]).push_to_hub(f"{repo}-ranker")
     if "labels" in done:
