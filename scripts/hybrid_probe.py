@@ -3,7 +3,8 @@ a perfect teacher, minutes on a CPU. A probe, not the product: the pipeline's fi
 ``benchmarks/distill_quality.py``.
 
 The teacher is the graded simulator's order of the base top-n (judgement grade, then its lexical
-score), given as a permutation (score = −position), as a perfect listwise LLM would rank; every
+score), given as a permutation (score = −position; ``--spread`` scales it as the pipeline scales a teacher), as a perfect
+listwise LLM would rank; every
 list is kept, as the pipeline keeps them. The student is ``hybrid:<base>`` over its own frozen
 passage vectors, trained by ``RetrieverStage.loss`` (so ``--loss`` and ``--tau-retriever`` mean
 what they mean in ``train.retriever``) with AdamW and a linear warm-up and decay. Prints the
@@ -26,6 +27,7 @@ import torch
 
 from components import encoders
 from components.config import EncoderConfig, load_config
+from components.distill.spread import to_spread
 from components.corpus import load_collection
 from components.hybrid_student import StaticBranch
 from components.llm.teacher_sim import _content_words
@@ -49,6 +51,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--max-seq-length", type=int, default=128)
     ap.add_argument("--noise", type=float, default=0.0, help="the simulator's Gaussian noise on relevance before ranking")
+    ap.add_argument("--spread", type=float, default=None,
+                    help="scale the teacher's scores to this mean within-list spread, as train.retriever.ranker_spread does")
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="branch weights w to score")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
@@ -109,6 +113,8 @@ def main() -> None:
         rows.append({"question": question[x], "passage_emb": passages_h[cand], "ranker_scores": -position.astype(np.float32),
                      "mask": np.ones(len(cand), bool), "negative_index": cand.astype(np.int64)})
 
+    for row, scores in zip(rows, to_spread([r["ranker_scores"] for r in rows], a.spread)):
+        row["ranker_scores"] = scores.astype(np.float32)
     settings = load_config().train.retriever.model_copy(update={
         "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length})
     stage = RetrieverStage(settings, cfg.model, a.max_seq_length, negatives=passages_h if a.loss == "kl_negatives" else None)

@@ -353,3 +353,18 @@ def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions
     after = json.loads((tmp_path / "retriever" / "manifest.json").read_text())
     assert after["questions"] == manifest["questions"] + written and after["llm_labelled"] == manifest["llm_labelled"]
     assert "Stage 2's extra questions written by" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_hybrid_student_trains_its_static_branch_on_ray_train_and_is_evaluated(ray_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("IDISTILL_CACHE", str(tmp_path / "cache"))
+    spec = "hybrid:sentence-transformers/all-MiniLM-L6-v2"
+    with _sim() as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                 f"encoder.model={spec}", "train.retriever.lr=1e-2", "train.retriever.interpolation=[1.0]",
+                                 "eval.retrievers=[base, distilled]"])
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
+    assert set(report["retrievers"]) == {"base-hybrid-minilm", "distilled"}
+    base = encoders.load_encoder(cfg.encoder).state_dict()
+    trained = encoders.load_encoder(cfg.encoder.model_copy(update={"model": stage_model(str(tmp_path / "run" / "retriever"))})).state_dict()
+    changed = {k for k in base if not torch.equal(base[k], trained[k])}
+    assert changed == {"3.embedding.weight"}  # MiniLM frozen beneath the branch, which learnt
