@@ -13,6 +13,9 @@ follow. Prints each retriever's Δ vs the base and each pair asked for with ``--
 ``--against`` takes another recipe's reports of the same seeds, in the same order (the same base,
 labels and test questions, another Stage 2 setting, say) and prints each retriever both have as
 this recipe's minus the other's, question by question within each seed, then averaged as above.
+``--reference REPORT NAME`` prints every retriever minus retriever NAME of another run's report on
+the same test questions: the way to compare with a model that is not these runs' base (a hybrid
+student's runs against a plain MiniLM run's ``base-minilm``, say).
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def read_reports(paths: list[str], metric: str) -> list[dict]:
     return reports
 
 
-def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str, against_paths: Sequence[str] = ()) -> None:
+def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str, against_paths: Sequence[str] = (),
+         reference: Optional[tuple[str, str]] = None) -> None:
     reports, against = read_reports(paths, metric), read_reports(list(against_paths), metric)
     if against and len(against) != len(reports):
         raise ConfigError(f"{len(reports)} reports against {len(against)}: --against needs one report per seed, in the same order")
@@ -68,12 +72,22 @@ def pool(paths: list[str], pairs: list[tuple[str, str]], metric: str, against_pa
     if len({json.dumps(r["per_question"][metric][base]) for r in reports + against}) != 1:
         raise ConfigError("the base scores differently across the runs: their test questions are not the same")
     names = [n for n in reports[0]["per_question"][metric] if n != base]
+    if reference:
+        path, other = reference
+        ref = read_reports([path], metric)[0]
+        if other not in ref["per_question"][metric]:
+            raise ConfigError(f"{path} has no per-question {metric} for {other}")
+        if "bm25" in ref["per_question"][metric] and ref["per_question"][metric]["bm25"] != reports[0]["per_question"][metric].get("bm25"):
+            raise ConfigError(f"{path} scores BM25 differently: its test questions are not these runs'")
     print(f"{len(reports)} seeds, {len(reports[0]['per_question'][metric][base])} test questions, {metric}, "
           f"per-question differences averaged over seeds, bootstrap 95% CI over questions")
     for a, b in [(n, base) for n in names] + pairs:
         _print(f"{a} − {b}", seed_mean_differences(reports, a, b, metric))
     for name in (n for n in names if against and n in against[0]["per_question"][metric]):
         _print(f"{name} − {name} (--against)", seed_mean_differences(reports, name, name, metric, against))
+    if reference:
+        for name in [base, *names]:
+            _print(f"{name} − {reference[1]} of {reference[0]}", seed_mean_differences(reports, name, reference[1], metric, [ref] * len(reports)))
 
 
 def _print(what: str, differences: np.ndarray) -> None:
@@ -88,9 +102,12 @@ def main() -> None:
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--against", nargs="+", default=[], metavar="REPORT",
                         help="another recipe's report.json of the same seeds, in the same order: print this one's minus it")
+    parser.add_argument("--reference", nargs=2, metavar=("REPORT", "NAME"),
+                        help="also print each retriever minus retriever NAME of another run's report.json (the same test questions)")
     args = parser.parse_args()
     try:
-        pool(args.reports, [(a, b) for a, b in args.pair], args.metric, args.against)
+        pool(args.reports, [(a, b) for a, b in args.pair], args.metric, args.against,
+             tuple(args.reference) if args.reference else None)
     except ConfigError as e:  # bad input: one line, not a traceback
         raise SystemExit(f"pool_seeds: error: {e}")
 

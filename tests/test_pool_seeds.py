@@ -68,3 +68,20 @@ def test_a_recipe_against_another_is_paired_question_by_question_within_each_see
     short = subprocess.run([sys.executable, "scripts/pool_seeds.py", *map(str, paths["mine"]), "--against", str(paths["theirs"][0])],
                            cwd=ROOT, capture_output=True, text=True)
     assert short.returncode != 0 and "one report per seed" in short.stderr and "Traceback" not in short.stderr
+
+
+def test_a_reference_run_of_another_base_is_subtracted_question_by_question(tmp_path):
+    run, reference = tmp_path / "hybrid.json", tmp_path / "minilm.json"
+    run.write_text(json.dumps({"base": "base-hybrid", "per_question": {"ndcg@10": {
+        "bm25": [0.1, 0.2], "base-hybrid": [0.4, 0.2], "distilled": [0.6, 0.4]}}}))
+    reference.write_text(json.dumps({"base": "base-minilm", "per_question": {"ndcg@10": {"bm25": [0.1, 0.2], "base-minilm": [0.5, 0.3]}}}))
+    out = subprocess.run([sys.executable, "scripts/pool_seeds.py", str(run), "--reference", str(reference), "base-minilm"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert f"distilled − base-minilm of {reference}: +0.1000" in out.stdout
+    assert f"base-hybrid − base-minilm of {reference}: -0.1000" in out.stdout
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"base": "base-minilm", "per_question": {"ndcg@10": {"bm25": [0.3, 0.2], "base-minilm": [0.5, 0.3]}}}))
+    refused = subprocess.run([sys.executable, "scripts/pool_seeds.py", str(run), "--reference", str(other), "base-minilm"],
+                             cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0 and "not these runs'" in refused.stderr and "Traceback" not in refused.stderr
