@@ -8,7 +8,7 @@ The hybrid adds the one to the other instead of choosing::
     score(q, p) = cos_base(q, p) + w · cos_static(q, p)
 
 where the static part is the mean of the base model's own input token embeddings over a text's
-tokens (the static student, read from the same tokenization). Both parts are unit vectors, so the
+tokens (the static student, read from the base's own tokenization, so cut at its max_seq_length). Both parts are unit vectors, so the
 concatenation ``[b; √w·s]`` has the same norm for every text: normalising it changes no ranking,
 and its inner product is ``(cos_base + w·cos_static) / (1 + w)``. The index, the candidates,
 Stage 2's frozen passage vectors, the evaluation and the endpoint therefore treat it as one
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from sentence_transformers.base.modules import Module
 from torch import nn
 
-# w, chosen on the probe's NFCorpus dev split (perfect teacher): trained and scored at w = 1 beat
-# w = 0.5 and 2 (README, "A hybrid student").
+# w: scored at 1, the trained branch beat 0.5 and 2 on the probe's NFCorpus dev split (perfect
+# simulated teacher; README, run 18).
 WEIGHT = 1.0
 CLASS_REF = f"{__name__}.StaticBranch"
 
