@@ -350,6 +350,11 @@ class RetrieverTrainConfig(_Section):
         "(components.distill.spread; null: as the ranker gives them). 2.6 was best of 0.33 to 5.2 on run 7's dev "
         "questions (README); the ablations' targets (a permutation's positions, hard labels) are not scaled",
     )
+    labelled_targets: Literal["ranker", "teacher"] = Field(
+        "ranker", description="Stage 2's target on the LLM-labelled questions: the ranker's scores of their lists (the "
+        "method as published), or the LLM's own permutation of them (-position, scaled to the same spread); every other "
+        "question gets the ranker's. With passages: frozen only (a refreshed list has no LLM label)",
+    )
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -383,6 +388,8 @@ class RetrieverTrainConfig(_Section):
     def _negatives_need_frozen_passages(self) -> "RetrieverTrainConfig":
         if self.passages == "trained" and RETRIEVER_LOSSES[self.loss].uses_negatives:
             raise ValueError(f"loss {self.loss!r} needs frozen passage vectors: use passages: frozen, or loss: kl")
+        if self.passages == "trained" and self.labelled_targets == "teacher":
+            raise ValueError("labelled_targets: teacher needs passages: frozen (a refreshed candidate list has no LLM label)")
         return self
 
 

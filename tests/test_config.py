@@ -78,6 +78,8 @@ def test_a_loss_with_corpus_negatives_is_refused_with_a_trained_passage_side():
     with pytest.raises(ConfigError, match=r"train\.retriever.*needs frozen passage vectors"):
         load_config(None, ["train.retriever.loss=kl_negatives", "train.retriever.passages=trained"])
     assert load_config(None, ["train.retriever.loss=kl_negatives"]).train.retriever.loss == "kl_negatives"
+    with pytest.raises(ConfigError, match=r"labelled_targets: teacher needs passages: frozen"):
+        load_config(None, ["train.retriever.loss=kl", "train.retriever.passages=trained", "train.retriever.labelled_targets=teacher"])
 
 
 def test_corpus_questions_are_refused_when_every_training_question_is_generated():

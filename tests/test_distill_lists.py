@@ -105,3 +105,21 @@ def test_rerank_on_dev_compares_the_teachers_order_with_the_first_stages_on_dev_
     assert checked["difference"]["ci_low"] < 0 < checked["difference"]["ci_high"]
     assert rerank_on_dev(lists, {"q1"})["teacher"] > rerank_on_dev(lists, {"q1"})["first_stage"]
     assert rerank_on_dev(lists, set()) is None
+
+
+def test_llm_labelled_lists_learn_the_llms_permutation_at_the_rankers_spread():
+    from components.distill.lists import teacher_where_labelled
+    from components.distill.spread import mean_spread
+
+    ranker = [np.array([0.5, 2.0, -1.0], np.float32), np.array([1.0, 0.0, 3.0], np.float32), np.array([0.0, 1.0, 2.0], np.float32)]
+    labels = [{"question_id": "q1", "status": "complete", "ranked_ids": ["c", "a", "b"]},
+              {"question_id": "q2", "status": "unusable", "ranked_ids": ["d", "e", "f"]},  # not usable: the ranker's
+              {"question_id": "q3", "status": "complete", "ranked_ids": ["g", "h"]}]  # not the whole list: the ranker's
+    scores, replaced = teacher_where_labelled(["q1", "q2", "q3"], [["a", "b", "c"], ["d", "e", "f"], ["g", "h", "i"]],
+                                              ranker, labels, spread=2.6)
+    assert replaced == 1
+    assert np.argsort(-scores[0]).tolist() == [2, 0, 1]  # c > a > b, in candidate order
+    assert mean_spread([scores[0]]) == pytest.approx(2.6)
+    assert np.array_equal(scores[1], ranker[1]) and np.array_equal(scores[2], ranker[2])
+    unscaled, _ = teacher_where_labelled(["q1"], [["a", "b", "c"]], ranker[:1], labels, spread=None)
+    assert mean_spread(unscaled) == pytest.approx(mean_spread(ranker[:1]))  # no spread set: the ranker lists' own

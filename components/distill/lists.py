@@ -14,6 +14,7 @@ import numpy as np
 
 from components.index import FaissIndex
 from components.storage import content_hash
+from components.distill.spread import mean_spread, to_spread
 from components.labelling import USABLE
 
 # Scores a new candidate list per question, given each candidate's first-stage cosine (the ranker
@@ -70,6 +71,28 @@ def direct_lists(labels: Sequence[Mapping[str, Any]], dev_top_k: int = 1) -> Opt
     return Lists([r["question_id"] for r in usable], [r["question"] for r in usable], candidates, teacher,
                  content_hash(["direct", candidates, [t.tolist() for t in teacher]]), teacher_top(labels, dev_top_k),
                  teacher_target(dev_top_k))
+
+
+def teacher_where_labelled(
+    question_ids: Sequence[str], candidates: Sequence[Sequence[str]], scores: Sequence[np.ndarray],
+    labels: Sequence[Mapping[str, Any]], spread: Optional[float],
+) -> tuple[list[np.ndarray], int]:
+    """``scores`` (the ranker's, at their spread) with each LLM-labelled list's replaced by the LLM's own
+    permutation of it, ``-position`` in candidate order, scaled to ``spread`` (None: the mean spread of
+    ``scores``), so both kinds of target are as sharp. The ranker imitates the LLM; where the LLM's label
+    exists it is the better target. A label whose ids are not exactly the list's keeps the ranker's
+    scores. Returns the scores and how many lists now carry the LLM's."""
+    ranked = {r["question_id"]: list(r["ranked_ids"]) for r in labels if r["status"] in USABLE}
+    replace = [i for i, (q, ids) in enumerate(zip(question_ids, candidates))
+               if q in ranked and sorted(ranked[q]) == sorted(ids) and len(set(ids)) > 1]
+    permutations = []
+    for i in replace:
+        position = {d: p for p, d in enumerate(ranked[question_ids[i]])}
+        permutations.append(-np.array([position[d] for d in candidates[i]], np.float32))
+    out = [np.asarray(s, np.float32) for s in scores]
+    for i, target in zip(replace, to_spread(permutations, spread if spread is not None else mean_spread(out))):
+        out[i] = target.astype(np.float32)
+    return out, len(replace)
 
 
 def supervised_lists(

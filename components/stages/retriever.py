@@ -24,7 +24,8 @@ import numpy as np
 
 from components import console, storage
 from components.config import Config
-from components.distill.lists import Lists, Rescore, direct_lists, supervised_lists, teacher_target, teacher_top
+from components.distill.lists import (Lists, Rescore, direct_lists, supervised_lists, teacher_target, teacher_top,
+                                      teacher_where_labelled)
 from components.distill.rescore import ranker_scores
 from components.distill.spread import mean_spread, to_spread
 from components.distill.train import train_query_encoder
@@ -50,6 +51,9 @@ def train_retriever(run: Run) -> str:
     rescore: Rescore = functools.partial(scaled_scores, cfg, ranker_model, passages)
     scores = rescore(cands["question"], cands["candidate_ids"], cands["scores"], None)
     labels = storage.read_parquet(label(run)).to_pylist()
+    if tc.labelled_targets == "teacher":
+        scores, replaced = teacher_where_labelled(cands["question_id"], cands["candidate_ids"], scores, labels, tc.ranker_spread)
+        console.say(f"retriever: {replaced} of {len(scores)} lists learn the LLM's own permutation, the rest the ranker's scores")
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
