@@ -121,5 +121,7 @@ def test_llm_labelled_lists_learn_the_llms_permutation_at_the_rankers_spread():
     assert np.argsort(-scores[0]).tolist() == [2, 0, 1]  # c > a > b, in candidate order
     assert mean_spread([scores[0]]) == pytest.approx(2.6)
     assert np.array_equal(scores[1], ranker[1]) and np.array_equal(scores[2], ranker[2])
+    _, kept = teacher_where_labelled(["q1"], [["a", "b", "c"]], ranker[:1], labels, spread=2.6, keep_ranker={"q1"})
+    assert kept == 0  # a held-out dev question keeps the ranker's scores, on which the ranker is checked
     unscaled, _ = teacher_where_labelled(["q1"], [["a", "b", "c"]], ranker[:1], labels, spread=None)
     assert mean_spread(unscaled) == pytest.approx(mean_spread(ranker[:1]))  # no spread set: the ranker lists' own

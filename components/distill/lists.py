@@ -8,7 +8,7 @@ the ranker buys. Rows are built for the Ray Train loop: padded to one width, wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -75,16 +75,17 @@ def direct_lists(labels: Sequence[Mapping[str, Any]], dev_top_k: int = 1) -> Opt
 
 def teacher_where_labelled(
     question_ids: Sequence[str], candidates: Sequence[Sequence[str]], scores: Sequence[np.ndarray],
-    labels: Sequence[Mapping[str, Any]], spread: Optional[float],
+    labels: Sequence[Mapping[str, Any]], spread: Optional[float], keep_ranker: Collection[str] = (),
 ) -> tuple[list[np.ndarray], int]:
     """``scores`` (the ranker's, at their spread) with each LLM-labelled list's replaced by the LLM's own
     permutation of it, ``-position`` in candidate order, scaled to ``spread`` (None: the mean spread of
     ``scores``), so both kinds of target are as sharp. The ranker imitates the LLM; where the LLM's label
     exists it is the better target. A label whose ids are not exactly the list's keeps the ranker's
-    scores. Returns the scores and how many lists now carry the LLM's."""
+    scores, and so do the ``keep_ranker`` questions (the held-out dev ones, on which the ranker is
+    checked against the LLM). Returns the scores and how many lists now carry the LLM's."""
     ranked = {r["question_id"]: list(r["ranked_ids"]) for r in labels if r["status"] in USABLE}
     replace = [i for i, (q, ids) in enumerate(zip(question_ids, candidates))
-               if q in ranked and sorted(ranked[q]) == sorted(ids) and len(set(ids)) > 1]
+               if q in ranked and q not in keep_ranker and sorted(ranked[q]) == sorted(ids) and len(set(ids)) > 1]
     permutations = []
     for i in replace:
         position = {d: p for p, d in enumerate(ranked[question_ids[i]])}

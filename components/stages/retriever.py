@@ -51,14 +51,16 @@ def train_retriever(run: Run) -> str:
     rescore: Rescore = functools.partial(scaled_scores, cfg, ranker_model, passages)
     scores = rescore(cands["question"], cands["candidate_ids"], cands["scores"], None)
     labels = storage.read_parquet(label(run)).to_pylist()
+    dev = held_out(run)
     if tc.labelled_targets == "teacher":
-        scores, replaced = teacher_where_labelled(cands["question_id"], cands["candidate_ids"], scores, labels, tc.ranker_spread)
+        scores, replaced = teacher_where_labelled(cands["question_id"], cands["candidate_ids"], scores, labels,
+                                                  tc.ranker_spread, keep_ranker=dev.questions)
         console.say(f"retriever: {replaced} of {len(scores)} lists learn the LLM's own permutation, the rest the ranker's scores")
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
         teacher_top(labels, cfg.train.retriever.dev_top_k), teacher_target(cfg.train.retriever.dev_top_k), rescore,
-    ), held_out(run))
+    ), dev)
 
 
 def scaled_scores(cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
