@@ -353,15 +353,17 @@ class RetrieverTrainConfig(_Section):
     labelled_targets: Literal["ranker", "teacher"] = Field(
         "ranker", description="Stage 2's target on the LLM-labelled questions: the ranker's scores of their lists (the "
         "method as published), or the LLM's own permutation of them (-position, scaled to the same spread); every other "
-        "question gets the ranker's. With passages: frozen only (a refreshed list has no LLM label)",
+        "question gets the ranker's. Not with passages: trained (a refreshed list has no LLM label)",
     )
     tau_ranker: float = Field(1.0, gt=0, description="teacher temperature: lower is sharper")
     tau_retriever: float = Field(0.05, gt=0, description="student temperature on cosine scores")
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    passages: Literal["frozen", "trained"] = Field(
+    passages: Literal["frozen", "trained", "branch"] = Field(
         "frozen", description="frozen: only the query encoder learns, over the base index's vectors; trained: both "
         "sides learn (one shared encoder) and the corpus is re-embedded, candidates refreshed, every refresh_every epochs "
-        "(with loss: kl; kl_negatives needs frozen vectors)",
+        "(with loss: kl; kl_negatives needs frozen vectors); branch (a hybrid: student only): its static branch learns on "
+        "both sides, each passage's bag of tokens pooled again at every step over the index's frozen base part, "
+        "and the kept model gets its own index",
     )
     refresh_every: int = Field(1, ge=1, description="epochs between index refreshes when passages are trained")
     dev_fraction: float = Field(

@@ -116,15 +116,18 @@ class RankerStage:
 class RetrieverStage:
     """Stage 2: the retriever learns the ranker's distribution over each question's candidates
     (``train.retriever.loss``). The passage side is either frozen (rows carry the index's
-    ``passage_emb``) or trained (rows carry the ``passages`` text, encoded here by the same model,
-    as in the symmetric base encoder). With a bank of frozen ``negatives``, each row's
+    ``passage_emb``), trained (rows carry the ``passages`` text, encoded here by the same model,
+    as in the symmetric base encoder), or, for a hybrid student, ``branch``: rows carry both, and
+    only the static part of each passage vector is pooled again (``hybrid_student.BranchPassages``). With a bank of frozen ``negatives``, each row's
     ``negative_index`` says which bank rows are its own candidates, so they are not counted twice."""
 
     def __init__(self, settings: RetrieverTrainConfig, model: str, passage_max_seq_length: int,
-                 negatives: Optional[np.ndarray] = None) -> None:
+                 negatives: Optional[np.ndarray] = None, negative_texts: Optional[list[str]] = None) -> None:
         self.settings, self.model, self.passage_max_seq_length = settings, model, passage_max_seq_length
         self.negatives = negatives  # (m, dim) frozen passage vectors; rows then carry ``negative_index``
+        self.negative_texts = negative_texts  # passages: branch: the negatives' text, pooled again at every step
         self.bank: Any = None  # the negatives as a tensor, made once per worker
+        self.bank_tokens: Any = None  # passages: branch: their token ids and kept-token mask, once per worker
 
     @classmethod
     def from_config(cls, cfg: Config, model: Optional[str] = None) -> "RetrieverStage":
@@ -133,7 +136,7 @@ class RetrieverStage:
 
     def build(self) -> Any:
         from components.encoders import local_model, open_model, resolve_model
-        from components.hybrid_student import freeze_base
+        from components.hybrid_student import BranchPassages, freeze_base
         from components.losses import RETRIEVER_LOSSES
 
         self.objective = RETRIEVER_LOSSES[self.settings.loss].from_settings(self.settings)
@@ -141,6 +144,7 @@ class RetrieverStage:
         model = open_model(resolve_model(local_model(self.model, self.scratch.name)))
         freeze_base(model)  # a hybrid student trains its static branch only
         self.module = model
+        self.branch = BranchPassages(model, self.passage_max_seq_length) if self.settings.passages == "branch" else None
         return model.train()
 
     def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:
@@ -155,7 +159,7 @@ class RetrieverStage:
 
         device = next(model.parameters()).device
         questions = [str(q) for q in batch["question"]]
-        if "passages" in batch:
+        if self.settings.passages == "trained":
             # one forward pass for questions and passages: DDP expects one per backward
             lists = [[str(p) for p in row] for row in batch["passages"]]
             flat = self._encode(model, questions + [p for row in lists for p in row], self.passage_max_seq_length, device)
@@ -163,6 +167,9 @@ class RetrieverStage:
         else:
             queries = self._encode(model, questions, self.settings.max_seq_length, device)
             passages = torch.as_tensor(np.stack(batch["passage_emb"]), device=device, dtype=queries.dtype)
+            if self.branch is not None:
+                texts = [str(p) for row in batch["passages"] for p in row]
+                passages = self.branch.vectors(passages, *self.branch.tokens(texts, device))
         scores = torch.einsum("bd,bnd->bn", queries, passages)
         ranker = torch.as_tensor(np.stack(batch["ranker_scores"]), device=device, dtype=queries.dtype)
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
@@ -170,7 +177,9 @@ class RetrieverStage:
             return self.objective(scores, ranker, mask)
         if self.bank is None:  # the vectors arrive read-only
             self.bank = torch.tensor(np.array(self.negatives), device=device, dtype=queries.dtype)
-        bank = self.bank
+            if self.branch is not None:
+                self.bank_tokens = self.branch.tokens(list(self.negative_texts or []), device)
+        bank = self.bank if self.branch is None else self.branch.vectors(self.bank, *self.bank_tokens)
         negative_scores = queries @ bank.T
         own = torch.as_tensor(np.stack(batch["negative_index"]), device=device)  # (batch, n): bank row or -1
         negative_mask = torch.ones_like(negative_scores, dtype=torch.bool)

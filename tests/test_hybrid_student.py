@@ -8,7 +8,7 @@ import torch
 
 from components import encoders
 from components.config import EncoderConfig, load_config
-from components.hybrid_student import StaticBranch, only_ours
+from components.hybrid_student import BranchPassages, StaticBranch, branch_of, is_hybrid, only_ours
 from components.run_models import dense_name
 from components.training import RetrieverStage
 from components.weight_averaging import interpolate
@@ -76,3 +76,38 @@ def test_a_saved_hybrid_reloads_the_same_and_only_its_own_code_is_trusted(cache,
 
 def test_the_base_retriever_is_named_hybrid():
     assert dense_name(SPEC) == "base-hybrid-minilm"
+
+
+def test_branch_passages_pool_again_what_the_model_itself_would_encode(cache):
+    """passages: branch keeps each passage's base part from the index and pools only the static
+    part again: that must equal encoding the passage with the current model, before and after
+    the branch's token vectors move."""
+    cfg = EncoderConfig(model=SPEC, max_seq_length=64)
+    model = encoders.load_encoder(cfg)
+    frozen = torch.tensor(encoders.encode(model, TEXTS, cfg))
+    side = BranchPassages(model, 64)
+    assert torch.allclose(side.vectors(frozen, *side.tokens(TEXTS, "cpu")), frozen, atol=1e-5)
+    with torch.no_grad():
+        branch_of(model).embedding.weight.mul_(torch.rand_like(branch_of(model).embedding.weight) + 0.5)
+    moved = torch.tensor(encoders.encode(model, TEXTS, cfg))
+    assert not torch.allclose(moved, frozen, atol=1e-3)
+    assert torch.allclose(side.vectors(frozen, *side.tokens(TEXTS, "cpu")), moved, atol=1e-5)
+    with pytest.raises(ValueError, match="hybrid student"):
+        BranchPassages(encoders.load_encoder(EncoderConfig(max_seq_length=64)), 64)
+    assert is_hybrid(encoders.resolve_model(SPEC)) and not is_hybrid(encoders.resolve_model("sentence-transformers/all-MiniLM-L6-v2"))
+
+
+def test_stage2_with_passages_branch_trains_the_passage_side_through_the_bank_too(cache):
+    cfg = load_config(None, [f"encoder.model={SPEC}", "train.retriever.passages=branch"])
+    passages = encoders.encode(encoders.load_encoder(cfg.encoder), TEXTS, cfg.encoder)
+    stage = RetrieverStage(cfg.train.retriever, SPEC, 64, negatives=passages, negative_texts=TEXTS)
+    model = stage.build()
+    batch = {"question": np.array(["cholesterol and cancer"]), "passage_emb": [passages[:2]], "passages": [TEXTS[:2]],
+             "ranker_scores": [np.array([3.0, 0.0], np.float32)], "mask": [np.ones(2, bool)],
+             "negative_index": [np.array([0, 1], np.int64)]}
+    stage.loss(model, batch).backward()
+    grad = branch_of(model).embedding.weight.grad
+    # a token found only in the bank's third passage (not in the question, not in the list) gets
+    # a gradient: the negatives' static part is pooled with the current branch at every step
+    only_in_bank = model.tokenizer("statins")["input_ids"][1]
+    assert grad is not None and grad[only_in_bank].abs().sum() > 0

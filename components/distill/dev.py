@@ -84,6 +84,16 @@ def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, Any]]:
 Judge = Callable[[list[str], list[str], list[list[str]]], tuple[dict[str, dict[str, int]], str, dict[str, Any]]]
 
 
+def average_index(cfg: Config, corpus: Corpus, stage_name: str, alpha: float, model_dir: str) -> str:
+    """The corpus indexed by the weight average α saved at ``model_dir``, under
+    ``RUN/<stage>/dev/alpha-<α>/`` with a copy of the model every worker can read; an index of
+    the same weights already there is reused (``index_corpus``). Return the index's URI."""
+    where = storage.join(cfg.run_dir, stage_name, "dev", f"alpha-{alpha:g}")
+    storage.put_dir(model_dir, storage.join(where, MODEL_DIR))
+    encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
+    return index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index")
+
+
 def choose_average(
     cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
     targets: dict[str, dict[str, int]], target: str, documents: int, judge: Optional[Judge], index: Optional[FaissIndex],
@@ -108,11 +118,8 @@ def choose_average(
         model.load_state_dict(interpolate(base, trained, alpha))
         searched = index
         if searched is None:
-            where = storage.join(cfg.run_dir, stage_name, "dev", f"alpha-{alpha:g}")
             model.save(f"{scratch}/alpha-{alpha:g}")
-            storage.put_dir(f"{scratch}/alpha-{alpha:g}", storage.join(where, MODEL_DIR))
-            encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
-            searched = FaissIndex.load(index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index"))
+            searched = FaissIndex.load(average_index(cfg, corpus, stage_name, alpha, f"{scratch}/alpha-{alpha:g}"))
         hits.append(Hits(*searched.search(encoders.encode(model, dev_questions, cfg.encoder), depth)))
     judging: dict[str, Any] = {}  # what judging cost, in the manifest when there was a judge
     if judge is not None:

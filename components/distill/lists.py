@@ -120,11 +120,12 @@ def _padded(ids: list[str], scores: np.ndarray, width: int) -> dict[str, Any]:
 
 def frozen_rows(
     index: FaissIndex, questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray],
-    bank: Optional[Sequence[str]] = None,
+    bank: Optional[Sequence[str]] = None, texts: Optional[dict[str, str]] = None,
 ) -> list[dict[str, Any]]:
     """Stage 2 rows over the index's stored passage vectors (passage side frozen). With a
     negative ``bank`` (passage ids), each row also says which bank rows are its own candidates
-    (``negative_index``, -1 for a candidate not in the bank and for padding)."""
+    (``negative_index``, -1 for a candidate not in the bank and for padding). With ``texts``
+    (passage id → text; ``passages: branch``) each row carries its passages' text too."""
     width = max(len(c) for c in candidates)
     bank_row = {d: i for i, d in enumerate(bank or [])}
     rows = []
@@ -134,6 +135,8 @@ def frozen_rows(
         row = {"question": question, "passage_emb": vecs, **_padded(ids, s, width)}
         if bank is not None:
             row["negative_index"] = np.array([bank_row.get(d, -1) for d in ids] + [-1] * (width - len(ids)), np.int64)
+        if texts is not None:
+            row["passages"] = [texts[d] for d in ids] + [""] * (width - len(ids))
         rows.append(row)
     return rows
 

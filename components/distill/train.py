@@ -2,7 +2,9 @@
 
 With the passage side frozen (default) only the query encoder learns, against the base index's
 vectors, which then serve it unchanged. With it trained both sides learn, in rounds between which
-the corpus is re-embedded and the candidates re-mined and rescored (Atlas-style refresh). Either
+the corpus is re-embedded and the candidates re-mined and rescored (Atlas-style refresh). With
+``branch`` (a hybrid student) the static branch learns on both sides within one round, and the
+kept model gets its own index. Either
 way the kept model is the dev-chosen weight average with the base encoder.
 """
 
@@ -16,8 +18,10 @@ from typing import Any, Callable
 from components import console, encoders, storage
 from components.config import Config
 from components.corpus import Collection
+from components.errors import ConfigError
+from components.hybrid_student import is_hybrid
 from components.distill.candidates import mine_candidates, negative_bank
-from components.distill.dev import HeldOut, choose_average, rerank_on_dev
+from components.distill.dev import HeldOut, average_index, choose_average, rerank_on_dev
 from components.distill.lists import GOLD, Lists, frozen_rows, text_rows
 from components.distill.pooled_judge import judge_pools
 from components.index import FaissIndex
@@ -65,18 +69,38 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
                     f"{interval(on_dev['difference'])})")
     if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
+    branch = tc.passages == "branch"
+    if branch and not is_hybrid(encoders.resolve_model(cfg.encoder.model)):
+        raise ConfigError(f"train.retriever.passages: branch needs a hybrid student (encoder.model: hybrid:<base>), "
+                          f"not {cfg.encoder.model!r}")
+    texts = dict(zip(collection.corpus.ids, collection.corpus.passages())) if branch else None
     stage = RetrieverStage.from_config(cfg)
     bank = negative_bank(collection.corpus.ids, tc.negatives, cfg.seed) if RETRIEVER_LOSSES[tc.loss].uses_negatives else None
     if bank is not None:
         stage.negatives = base_index.vectors(bank)
-    rows = frozen_rows(base_index, *lists.subset(keep), bank=bank)
+        stage.negative_texts = [texts[d] for d in bank] if texts else None
+    rows = frozen_rows(base_index, *lists.subset(keep), bank=bank, texts=texts)
+    finish = (functools.partial(_with_own_index, cfg, collection, stage_name, chooser) if branch
+              else functools.partial(chooser, base_index))
     model = train_stage(
-        cfg, stage_name, stage, rows, inputs, finish=functools.partial(chooser, base_index),
+        cfg, stage_name, stage, rows, inputs, finish=finish,
         document_encoder=base_index.manifest["encoder"], questions=len(rows),
         llm_labelled=sum(1 for i in keep if lists.dev_targets.get(lists.question_ids[i])), teacher_on_dev=on_dev,
     )
-    console.say(f"{stage_name}: query encoder trained on {len(rows)} questions → {model}")
+    console.say(f"{stage_name}: {'query encoder and static passage side' if branch else 'query encoder'} trained on "
+                f"{len(rows)} questions → {model}")
     return model
+
+
+def _with_own_index(cfg: Config, collection: Collection, stage_name: str, chooser: Callable[..., tuple[str, dict[str, Any]]],
+                    trained_dir: str, scratch: str) -> tuple[str, dict[str, Any]]:
+    """``passages: branch``: choose the weight average with each one's own index (the passage
+    side moved), and give the kept model the index of its α, which the evaluation and the
+    endpoint then use instead of the base index."""
+    kept, details = chooser(None, trained_dir, scratch)
+    alpha = (details.get("dev") or {}).get("alpha", 1.0)
+    index_uri = average_index(cfg, collection.corpus, stage_name, alpha, kept)  # the chooser's, reused
+    return kept, {**details, "index": index_uri, "document_encoder": FaissIndex.load(index_uri).manifest["encoder"]}
 
 
 def train_with_refresh(
