@@ -11,8 +11,9 @@ dev choice left on the table; choose recipes from its dev column only, never fro
 ``--against`` compares two recipes on the same seeds' runs (the same labels and dev questions,
 another Stage 2 setting), question by question, which is how a Stage 2 option is chosen on dev.
 
-Needs a run whose Stage 2 trained over the base index (``passages: frozen``, the default) with
-gold judgements for its training questions.
+Needs a run whose Stage 2 trained over the base index (``passages: frozen``, the default) or a
+hybrid's ``passages: branch`` (each α's own index, which the pipeline made under
+``RUN/<stage>/dev/``), with gold judgements for its training questions.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ def curve(run_dir: str, stage: str) -> tuple[Curve, int, int]:
     text = dict(zip(train.questions.ids, train.questions.texts))
     sets = {"dev": (dev, [text[q] for q in dev], train.qrels), "test": (tests.ids, tests.texts, test.qrels)}
     index = FaissIndex.load(storage.join(cfg.run_dir, "index", "base"))
+    own_index = cfg.train.retriever.passages == "branch"  # each α re-pooled the passages: the pipeline indexed each
     base = encoders.load_encoder(cfg.encoder).state_dict()
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": trained_model(storage.join(cfg.run_dir, stage))}))
     trained = {k: v.clone() for k, v in model.state_dict().items()}
     out: Curve = {}
     for alpha in sorted(set(cfg.train.retriever.interpolation) | {0.0}):  # 0: the base, what each is compared with
         model.load_state_dict(interpolate(base, trained, alpha))
-        out[alpha] = {name: per_question_ndcg(Hits(*index.search(encoders.encode(model, questions, cfg.encoder), 100)), ids, qrels)
+        searched = FaissIndex.load(storage.join(cfg.run_dir, stage, "dev", f"alpha-{alpha:g}", "index")) if own_index and alpha else index
+        out[alpha] = {name: per_question_ndcg(Hits(*searched.search(encoders.encode(model, questions, cfg.encoder), 100)), ids, qrels)
                       for name, (ids, questions, qrels) in sets.items()}
     return out, len(dev), len(tests)
 

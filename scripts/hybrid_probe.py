@@ -6,7 +6,7 @@ The teacher is the graded simulator's order of the base top-n (judgement grade, 
 score), given as a permutation (score = −position; ``--spread`` scales it as the pipeline scales a teacher), as a perfect
 listwise LLM would rank; every
 list is kept, as the pipeline keeps them. The student is ``hybrid:<base>`` over its own frozen
-passage vectors, trained by ``RetrieverStage.loss`` (so ``--loss`` and ``--tau-retriever`` mean
+passage vectors (``--passages branch``: their static part pooled again, as in the pipeline), trained by ``RetrieverStage.loss`` (so ``--loss`` and ``--tau-retriever`` mean
 what they mean in ``train.retriever``) with AdamW and a linear warm-up and decay. Prints the
 base's nDCG@10, the hybrid before and after training at each branch weight ``w`` (the branch's
 vectors scaled by √w: score = cos_base + w·cos_static), each as a paired bootstrap 95% CI against
@@ -54,6 +54,8 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=None,
                     help="scale the teacher's scores to this mean within-list spread, as train.retriever.ranker_spread does")
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="branch weights w to score")
+    ap.add_argument("--passages", default="frozen", choices=["frozen", "branch"],
+                    help="branch: the static branch learns on both sides, as train.retriever.passages does")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     random.seed(a.seed)
@@ -89,11 +91,11 @@ def main() -> None:
         got = ndcg(scores)
         return f"{np.mean(list(got.values())):.4f}, Δ {interval(paired_bootstrap([got[q] - reference[q] for q in reference]))}"
 
-    def branch_scores(model: torch.nn.Module, w: float) -> np.ndarray:
+    def branch_scores(model: torch.nn.Module, w: float, passages: np.ndarray = passages_h) -> np.ndarray:
         """cos_base + w·cos_static over the corpus for the evaluated questions."""
         q = encoders.encode(model, [question[x] for x in evaluated], cfg) * math.sqrt(2.0)
         d = base.get_embedding_dimension()
-        return q[:, :d] @ passages_b.T + w * (q[:, d:] @ (passages_h[:, d:] * math.sqrt(2.0)).T)
+        return q[:, :d] @ passages_b.T + w * (q[:, d:] @ (passages[:, d:] * math.sqrt(2.0)).T)
 
     q_base = encoders.encode(base, [question[x] for x in evaluated], base_cfg)
     reference = ndcg(q_base @ passages_b.T)
@@ -111,13 +113,14 @@ def main() -> None:
         relevance = relevance + a.noise * noise.standard_normal(len(cand))
         position = np.argsort(np.argsort(-relevance, kind="stable"), kind="stable")
         rows.append({"question": question[x], "passage_emb": passages_h[cand], "ranker_scores": -position.astype(np.float32),
-                     "mask": np.ones(len(cand), bool), "negative_index": cand.astype(np.int64)})
+                     "mask": np.ones(len(cand), bool), "negative_index": cand.astype(np.int64), "passages": [texts[j] for j in cand]})
 
     for row, scores in zip(rows, to_spread([r["ranker_scores"] for r in rows], a.spread)):
         row["ranker_scores"] = scores.astype(np.float32)
     settings = load_config().train.retriever.model_copy(update={
-        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length})
-    stage = RetrieverStage(settings, cfg.model, a.max_seq_length, negatives=passages_h if a.loss == "kl_negatives" else None)
+        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length, "passages": a.passages})
+    stage = RetrieverStage(settings, cfg.model, a.max_seq_length, negatives=passages_h if a.loss == "kl_negatives" else None,
+                           negative_texts=texts)
     model = stage.build()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     total = a.epochs * math.ceil(len(rows) / a.batch)
@@ -138,8 +141,13 @@ def main() -> None:
     model.eval()
     branch = next(m for m in model.modules() if isinstance(m, StaticBranch))
     assert branch.weight == 1.0  # scored below at each w by rescaling, not by the branch's own weight
+    trained = passages_h
+    if stage.branch is not None:  # the passage side moved too: pool every passage's static part again
+        with torch.no_grad():
+            trained = stage.branch.vectors(torch.tensor(passages_h), *stage.branch.tokens(texts, "cpu")).numpy()
     for w in a.weights:
-        print(f"w {w:g}: hybrid untrained {versus(before[w], reference)} | trained {versus(branch_scores(model, w), reference)}", flush=True)
+        print(f"w {w:g}: hybrid untrained {versus(before[w], reference)} | trained {versus(branch_scores(model, w, trained), reference)}",
+              flush=True)
     print(f"settings: {vars(a)}")
 
 

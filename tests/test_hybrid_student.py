@@ -8,6 +8,9 @@ import torch
 
 from components import encoders
 from components.config import EncoderConfig, load_config
+from components.corpus import Corpus
+from components.index import FaissIndex
+from components.stages.index import index_corpus
 from components.hybrid_student import BranchPassages, StaticBranch, branch_of, is_hybrid, only_ours
 from components.run_models import dense_name
 from components.training import RetrieverStage
@@ -111,3 +114,19 @@ def test_stage2_with_passages_branch_trains_the_passage_side_through_the_bank_to
     # a gradient: the negatives' static part is pooled with the current branch at every step
     only_in_bank = model.tokenizer("statins")["input_ids"][1]
     assert grad is not None and grad[only_in_bank].abs().sum() > 0
+
+
+def test_an_index_pooled_again_over_the_frozen_base_index_is_what_the_model_encodes(cache, tmp_path):
+    """passages: branch indexes each weight average by pooling the static half again over the
+    base index (no transformer pass over the corpus): the vectors must be the model's own."""
+    cfg = load_config(None, [f"encoder.model={SPEC}", "encoder.max_seq_length=64", "index.kind=flat"])
+    corpus = Corpus(ids=["a", "b", "c"], titles=["", "", ""], texts=TEXTS)
+    model = encoders.load_encoder(cfg.encoder)
+    base = FaissIndex.build(encoders.encode(model, corpus.passages(), cfg.encoder), corpus.ids, cfg.index,
+                            encoders.identity(model, cfg.encoder), corpus.content_hash())
+    with torch.no_grad():
+        branch_of(model).embedding.weight.mul_(torch.rand_like(branch_of(model).embedding.weight) + 0.5)
+    model.save(str(tmp_path / "moved"))
+    moved = cfg.encoder.model_copy(update={"model": str(tmp_path / "moved")})
+    uri = index_corpus(cfg, corpus, moved, str(tmp_path / "index"), frozen_base=base)
+    assert np.allclose(FaissIndex.load(uri).vectors(corpus.ids), encoders.encode(model, corpus.passages(), moved), atol=1e-5)

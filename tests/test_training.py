@@ -368,3 +368,27 @@ def test_hybrid_student_trains_its_static_branch_on_ray_train_and_is_evaluated(r
     trained = encoders.load_encoder(cfg.encoder.model_copy(update={"model": stage_model(str(tmp_path / "run" / "retriever"))})).state_dict()
     changed = {k for k in base if not torch.equal(base[k], trained[k])}
     assert changed == {"3.embedding.weight"}  # MiniLM frozen beneath the branch, which learnt
+
+
+def test_passages_branch_trains_the_static_passage_side_and_evaluates_over_its_own_index(ray_cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("IDISTILL_CACHE", str(tmp_path / "cache"))
+    with _sim() as sim:
+        cfg = load_config(None, [f"run_dir={tmp_path / 'run'}", f"labels.endpoints=[{{base_url: '{sim.base_url}'}}]", *SMALL,
+                                 "encoder.model=hybrid:sentence-transformers/all-MiniLM-L6-v2", "train.retriever.lr=1e-2",
+                                 "train.retriever.passages=branch", "train.retriever.interpolation=[0.5, 1.0]",
+                                 "eval.retrievers=[base, distilled]"])
+        report = json.loads(Path(run_pipeline(Run(cfg))).read_text())
+    assert set(report["retrievers"]) == {"base-hybrid-minilm", "distilled"}
+    manifest = json.loads((tmp_path / "run" / "retriever" / "manifest.json").read_text())
+    alpha = manifest["dev"]["alpha"] if manifest.get("dev") else 1.0
+    assert manifest["index"] == str(tmp_path / "run" / "retriever" / "dev" / f"alpha-{alpha:g}" / "index")
+    own, base = FaissIndex.load(manifest["index"]), FaissIndex.load(str(tmp_path / "run" / "index" / "base"))
+    assert manifest["document_encoder"] == own.manifest["encoder"] != base.manifest["encoder"]
+    corpus = load_collection(cfg.data.path).corpus
+    ids = corpus.ids[:8]
+    # the transformer's half of every passage vector is the base index's; the static half moved, and
+    # it is what the kept model itself encodes
+    assert np.allclose(own.vectors(ids)[:, :384], base.vectors(ids)[:, :384], atol=1e-5)
+    assert not np.allclose(own.vectors(ids)[:, 384:], base.vectors(ids)[:, 384:], atol=1e-4)
+    kept = encoders.load_encoder(cfg.encoder.model_copy(update={"model": stage_model(str(tmp_path / "run" / "retriever"))}))
+    assert np.allclose(own.vectors(ids), encoders.encode(kept, corpus.passages()[:8], cfg.encoder), atol=1e-4)

@@ -84,26 +84,30 @@ def rerank_on_dev(lists: Lists, dev: set[str]) -> Optional[dict[str, Any]]:
 Judge = Callable[[list[str], list[str], list[list[str]]], tuple[dict[str, dict[str, int]], str, dict[str, Any]]]
 
 
-def average_index(cfg: Config, corpus: Corpus, stage_name: str, alpha: float, model_dir: str) -> str:
+def average_index(cfg: Config, corpus: Corpus, stage_name: str, alpha: float, model_dir: str,
+                  frozen_base: Optional[FaissIndex] = None) -> str:
     """The corpus indexed by the weight average α saved at ``model_dir``, under
     ``RUN/<stage>/dev/alpha-<α>/`` with a copy of the model every worker can read; an index of
-    the same weights already there is reused (``index_corpus``). Return the index's URI."""
+    the same weights already there is reused (``index_corpus``, which ``frozen_base`` lets pool
+    a hybrid's static half alone). Return the index's URI."""
     where = storage.join(cfg.run_dir, stage_name, "dev", f"alpha-{alpha:g}")
     storage.put_dir(model_dir, storage.join(where, MODEL_DIR))
     encoder = cfg.encoder.model_copy(update={"model": storage.join(where, MODEL_DIR)})
-    return index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index")
+    return index_corpus(cfg, corpus, encoder, storage.join(where, "index"), name=f"{stage_name}: dev α={alpha:g} index",
+                        frozen_base=frozen_base)
 
 
 def choose_average(
     cfg: Config, corpus: Corpus, stage_name: str, dev_ids: list[str], dev_questions: list[str],
     targets: dict[str, dict[str, int]], target: str, documents: int, judge: Optional[Judge], index: Optional[FaissIndex],
-    trained_dir: str, scratch: str,
+    trained_dir: str, scratch: str, frozen_base: Optional[FaissIndex] = None,
 ) -> tuple[str, dict[str, Any]]:
     """Score each weight average of the base and trained encoders on the dev questions (nDCG@10 of
     their targets over the whole corpus); save the best one to ``scratch``. With a ``judge`` the
     targets are the teacher's ranking of what the averages retrieve (``pooled_judge``), else the
     given ``targets``. ``index`` holds the frozen passage vectors; without one (passage side
-    trained) each average re-embeds the corpus, under ``RUN/<stage>/dev/``. ``documents`` (how many
+    trained) each average re-embeds the corpus, under ``RUN/<stage>/dev/`` (``average_index``;
+    ``frozen_base`` for a hybrid's ``passages: branch``). ``documents`` (how many
     documents the dev questions are about) goes to the manifest."""
     alphas = sorted(set(cfg.train.retriever.interpolation))
     if not dev_ids:
@@ -119,7 +123,7 @@ def choose_average(
         searched = index
         if searched is None:
             model.save(f"{scratch}/alpha-{alpha:g}")
-            searched = FaissIndex.load(average_index(cfg, corpus, stage_name, alpha, f"{scratch}/alpha-{alpha:g}"))
+            searched = FaissIndex.load(average_index(cfg, corpus, stage_name, alpha, f"{scratch}/alpha-{alpha:g}", frozen_base))
         hits.append(Hits(*searched.search(encoders.encode(model, dev_questions, cfg.encoder), depth)))
     judging: dict[str, Any] = {}  # what judging cost, in the manifest when there was a judge
     if judge is not None:

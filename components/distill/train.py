@@ -80,7 +80,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
         stage.negatives = base_index.vectors(bank)
         stage.negative_texts = [texts[d] for d in bank] if texts else None
     rows = frozen_rows(base_index, *lists.subset(keep), bank=bank, texts=texts)
-    finish = (functools.partial(_with_own_index, cfg, collection, stage_name, chooser) if branch
+    finish = (functools.partial(_with_own_index, cfg, collection, stage_name, chooser, base_index) if branch
               else functools.partial(chooser, base_index))
     model = train_stage(
         cfg, stage_name, stage, rows, inputs, finish=finish,
@@ -93,13 +93,13 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
 
 
 def _with_own_index(cfg: Config, collection: Collection, stage_name: str, chooser: Callable[..., tuple[str, dict[str, Any]]],
-                    trained_dir: str, scratch: str) -> tuple[str, dict[str, Any]]:
+                    base_index: FaissIndex, trained_dir: str, scratch: str) -> tuple[str, dict[str, Any]]:
     """``passages: branch``: choose the weight average with each one's own index (the passage
-    side moved), and give the kept model the index of its α, which the evaluation and the
-    endpoint then use instead of the base index."""
-    kept, details = chooser(None, trained_dir, scratch)
+    side moved; only its static half is pooled again, the transformer's is ``base_index``'s), and
+    give the kept model the index of its α, which the evaluation and the endpoint then use."""
+    kept, details = chooser(None, trained_dir, scratch, frozen_base=base_index)
     alpha = (details.get("dev") or {}).get("alpha", 1.0)
-    index_uri = average_index(cfg, collection.corpus, stage_name, alpha, kept)  # the chooser's, reused
+    index_uri = average_index(cfg, collection.corpus, stage_name, alpha, kept, base_index)  # the chooser's, reused
     return kept, {**details, "index": index_uri, "document_encoder": FaissIndex.load(index_uri).manifest["encoder"]}
 
 

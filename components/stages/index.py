@@ -7,6 +7,9 @@ shape is already there, so a rerun pays for nothing twice.
 from __future__ import annotations
 
 import tempfile
+from typing import Any, Optional
+
+import numpy as np
 
 from components import console, encoders, storage
 from components.config import Config, EncoderConfig
@@ -32,23 +35,46 @@ def _up_to_date(uri: str, corpus_hash: str, encoder_fingerprint: str, cfg: Confi
     )
 
 
-def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, name: str = "index") -> str:
+def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, name: str = "index",
+                 frozen_base: Optional[FaissIndex] = None) -> str:
     """Embed ``corpus`` with ``encoder`` through the Ray Data path and save its FAISS index at
     ``uri``, unless an index of the same corpus, weights and shape is there; return ``uri``.
-    The base index and Stage 2's refreshed ones (a trained passage encoder) are both made here."""
+    The base index and Stage 2's refreshed ones (a trained passage encoder) are both made here.
+    With ``frozen_base``, the base index of a hybrid student whose transformer Stage 2 left as it
+    was (``passages: branch``), only the static half of each vector is pooled again (seconds, where
+    the transformer over the corpus takes minutes on a CPU); the other half is the base index's."""
     with tempfile.TemporaryDirectory() as scratch:
-        identity = encoders.identity(encoders.load_encoder(encoders.fetched(encoder, scratch)), encoder)
+        model = encoders.load_encoder(encoders.fetched(encoder, scratch))
+    identity = encoders.identity(model, encoder)
     corpus_hash = corpus.content_hash()
     if _up_to_date(uri, corpus_hash, identity["fingerprint"], cfg, encoder):
         console.say(f"{name}: up to date at {uri}, skipping")
         return uri
-    init_ray(cfg.ray)
-    vectors = embed_texts(corpus.passages(), encoder, cfg.ray, identity["dim"])
+    if frozen_base is not None:
+        vectors = _pooled_again(model, encoder, corpus, frozen_base)
+    else:
+        init_ray(cfg.ray)
+        vectors = embed_texts(corpus.passages(), encoder, cfg.ray, identity["dim"])
     index = FaissIndex.build(vectors, corpus.ids, cfg.index, identity, corpus_hash)
     index.manifest["versions"] = versions()
     index.save(uri)
     console.say(f"{name}: {len(corpus)} passages, dim {identity['dim']}, {index.manifest['index']['kind']} → {uri}")
     return uri
+
+
+def _pooled_again(model: Any, encoder: EncoderConfig, corpus: Corpus, frozen_base: FaissIndex, batch: int = 512) -> np.ndarray:
+    """The corpus's vectors under ``model``: ``frozen_base``'s transformer half, the static half
+    pooled with ``model``'s branch (``hybrid_student.BranchPassages``)."""
+    import torch
+
+    from components.hybrid_student import BranchPassages
+
+    side, texts, out = BranchPassages(model, encoder.max_seq_length), corpus.passages(), []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch):
+            frozen = torch.as_tensor(frozen_base.vectors(corpus.ids[start : start + batch]))
+            out.append(side.vectors(frozen, *side.tokens(texts[start : start + batch], "cpu")).numpy())
+    return np.concatenate(out)
 
 
 @stage
