@@ -25,6 +25,7 @@ from components.llm.teacher_sim import Oracle, SimSettings, SimulatorServer, Tea
 from components.run_layout import stage_model, trained_model
 from components.training import LOSSES_FILE, RetrieverStage, fit
 from components.weight_averaging import interpolate, pick_alpha
+from components.stages.export import RunTestEvaluator
 from components.stages.pipeline import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -392,3 +393,6 @@ def test_passages_branch_trains_the_static_passage_side_and_evaluates_over_its_o
     assert not np.allclose(own.vectors(ids)[:, 384:], base.vectors(ids)[:, 384:], atol=1e-4)
     kept = encoders.load_encoder(cfg.encoder.model_copy(update={"model": stage_model(str(tmp_path / "run" / "retriever"))}))
     assert np.allclose(own.vectors(ids), encoders.encode(kept, corpus.passages()[:8], cfg.encoder), atol=1e-4)
+    # the exported model card's metrics are computed over that index too, as the report's are
+    evaluator = RunTestEvaluator(Run(cfg), manifest["document_encoder"]["fingerprint"], manifest["index"])
+    assert evaluator(kept)[f"{evaluator.name}_ndcg@10"] == pytest.approx(report["retrievers"]["distilled"]["ndcg@10"])

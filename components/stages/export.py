@@ -22,6 +22,7 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from components import console, encoders, run_models, storage
 from components.corpus import TEST_SAMPLE_SEED
 from components.errors import DataError
+from components.index import FaissIndex
 from components.llm import prompts
 from components.run import Run
 from components.run_layout import labels_uri, ranker_uri, retriever_uri, stage_model
@@ -39,11 +40,12 @@ TAGS = ["idistill", "knowledge-distillation", "listwise-llm-teacher"]
 
 class RunTestEvaluator(SentenceEvaluator):
     """The run's test-split evaluation as a sentence-transformers evaluator: the model's query
-    vectors searched in the run's base index and scored by idistill's own metrics (top-k accuracy,
+    vectors searched in the run's base index (or in ``index_uri``, the model's own, where Stage 2
+    trained its passage side too) and scored by idistill's own metrics (top-k accuracy,
     nDCG@10, MRR@10, recall@k), with the paired difference from the base encoder's (mean and
     paired bootstrap 95% CI over the same questions)."""
 
-    def __init__(self, run: Run, document_fingerprint: str) -> None:
+    def __init__(self, run: Run, document_fingerprint: str, index_uri: Optional[str] = None) -> None:
         super().__init__()
         cfg = run.cfg
         self.run, self.fingerprint = run, document_fingerprint
@@ -51,6 +53,8 @@ class RunTestEvaluator(SentenceEvaluator):
         self.questions, self.qrels = split.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED), split.qrels
         self.passages = dict(zip(run.collection.corpus.ids, run.collection.corpus.passages()))
         self.base = run_models.load_base(cfg, run.collection.corpus)
+        self.index = (FaissIndex.load(index_uri, corpus_hash=self.base.index.manifest["corpus_hash"]) if index_uri
+                      else self.base.index)
         self.name = f"{run.collection.path.rstrip('/').split('/')[-1]}-{split.name}"
         self.primary_metric = "ndcg@10"
 
@@ -62,7 +66,7 @@ class RunTestEvaluator(SentenceEvaluator):
         from components.retrieval import DenseRetriever
 
         cfg = self.run.cfg
-        trained = DenseRetriever("model", model, cfg.encoder, self.base.index, self.fingerprint)
+        trained = DenseRetriever("model", model, cfg.encoder, self.index, self.fingerprint)
         result, per_question = evaluate_retriever(trained, self.passages, self.questions, self.qrels, cfg)
         _, base_per_question = evaluate_retriever(self.base, self.passages, self.questions, self.qrels, cfg)
         metrics = {**{f"top-{k}": v for k, v in result["top_k_accuracy"].items()},
@@ -113,7 +117,7 @@ def export_retriever(run: Run, out: str, scratch: str) -> str:
         "weight average with the base (α, chosen on dev)": (manifest.get("dev") or {}).get("alpha"),
         **{f"stage 2 {k}": v for k, v in cfg.train.retriever.model_dump(mode="json").items()},
     }
-    RunTestEvaluator(run, manifest["document_encoder"]["fingerprint"])(model)
+    RunTestEvaluator(run, manifest["document_encoder"]["fingerprint"], manifest.get("index"))(model)
     target = storage.join(out, "retriever")
     local = tempfile.mkdtemp(dir=scratch)
     model.save(local)  # writes README.md from the card data
