@@ -15,6 +15,8 @@ Stage 2's frozen passage vectors, the evaluation and the endpoint therefore trea
 sentence-transformers model of dimension ``d_base + d_static``. Stage 2 freezes the transformer
 (``freeze_base``) and trains only the branch: the query side of a bag of tokens learns which of
 the corpus's words a question's words should reach, and MiniLM's score stays as it was beneath it.
+With ``train.retriever.passages: branch`` the same token vectors learn for the passages too
+(``BranchPassages``), so a passage's words can move towards the questions that should find it.
 
 ``encoder.model: hybrid:<base>`` builds it from ``<base>`` (``components.students``). The saved model
 names this module's class, so loading it needs this package and ``trust_remote_code=True``
