@@ -43,10 +43,16 @@ def load_distilled(
     manifest = storage.read_json(storage.join(uri, "manifest.json"))
     local = storage.local_dir(stage_model(uri, manifest), scratch)
     model = encoders.load_encoder(cfg.encoder.model_copy(update={"model": local}))
-    index = base.index
-    if manifest.get("index"):  # its passage side was trained too: it has an index of its own
-        index = FaissIndex.load(manifest["index"], corpus_hash=base.index.manifest["corpus_hash"], use_gpu=cfg.index.gpu)
-    return DenseRetriever(name, model, cfg.encoder, index, manifest["document_encoder"]["fingerprint"])
+    return DenseRetriever(name, model, cfg.encoder, passage_index(cfg, base, manifest.get("index")),
+                          manifest["document_encoder"]["fingerprint"])
+
+
+def passage_index(cfg: Config, base: DenseRetriever, index_uri: str | None) -> FaissIndex:
+    """The index a Stage 2 model searches: its own (``index_uri``, from its manifest) where its
+    passage side was trained too, refused unless it holds the same corpus; else ``base``'s."""
+    if not index_uri:
+        return base.index
+    return FaissIndex.load(index_uri, corpus_hash=base.index.manifest["corpus_hash"], use_gpu=cfg.index.gpu)
 
 
 def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], str], depth: int, scratch: str) -> RerankRetriever:

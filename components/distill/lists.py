@@ -118,6 +118,11 @@ def _padded(ids: list[str], scores: np.ndarray, width: int) -> dict[str, Any]:
     return {"ranker_scores": np.pad(scores, (0, width - len(ids))).astype(np.float32), "mask": np.arange(width) < len(ids)}
 
 
+def _padded_texts(passages: dict[str, str], ids: list[str], width: int) -> list[str]:
+    """The passages' text, padded with empty strings to ``width`` (masked out by ``_padded``'s mask)."""
+    return [passages[d] for d in ids] + [""] * (width - len(ids))
+
+
 def frozen_rows(
     index: FaissIndex, questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray],
     bank: Optional[Sequence[str]] = None, texts: Optional[dict[str, str]] = None,
@@ -136,7 +141,7 @@ def frozen_rows(
         if bank is not None:
             row["negative_index"] = np.array([bank_row.get(d, -1) for d in ids] + [-1] * (width - len(ids)), np.int64)
         if texts is not None:
-            row["passages"] = [texts[d] for d in ids] + [""] * (width - len(ids))
+            row["passages"] = _padded_texts(texts, ids, width)
         rows.append(row)
     return rows
 
@@ -144,5 +149,5 @@ def frozen_rows(
 def text_rows(passages: dict[str, str], questions: list[str], candidates: list[list[str]], teacher: list[np.ndarray]) -> list[dict[str, Any]]:
     """Stage 2 rows with the passages' text, encoded in the loop (passage side trained)."""
     width = max(len(c) for c in candidates)
-    return [{"question": q, "passages": [passages[d] for d in ids] + [""] * (width - len(ids)), **_padded(ids, s, width)}
+    return [{"question": q, "passages": _padded_texts(passages, ids, width), **_padded(ids, s, width)}
             for q, ids, s in zip(questions, candidates, teacher)]

@@ -22,7 +22,6 @@ from sentence_transformers.sentence_transformer.evaluation import SentenceEvalua
 from components import console, encoders, run_models, storage
 from components.corpus import TEST_SAMPLE_SEED
 from components.errors import DataError
-from components.index import FaissIndex
 from components.llm import prompts
 from components.run import Run
 from components.run_layout import labels_uri, ranker_uri, retriever_uri, stage_model
@@ -53,8 +52,7 @@ class RunTestEvaluator(SentenceEvaluator):
         self.questions, self.qrels = split.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED), split.qrels
         self.passages = dict(zip(run.collection.corpus.ids, run.collection.corpus.passages()))
         self.base = run_models.load_base(cfg, run.collection.corpus)
-        self.index = (FaissIndex.load(index_uri, corpus_hash=self.base.index.manifest["corpus_hash"]) if index_uri
-                      else self.base.index)
+        self.index = run_models.passage_index(cfg, self.base, index_uri)
         self.name = f"{run.collection.path.rstrip('/').split('/')[-1]}-{split.name}"
         self.primary_metric = "ndcg@10"
 
