@@ -30,7 +30,7 @@ from components.config import EncoderConfig, load_config
 from components.distill.spread import to_spread
 from components.corpus import load_collection
 from components.hybrid_student import StaticBranch
-from components.llm.teacher_sim import _content_words
+from components.llm.teacher_sim import Oracle
 from components.metrics import paired_bootstrap, per_question_ndcg
 from components.report import interval
 from components.retrieval import Hits
@@ -106,10 +106,10 @@ def main() -> None:
     q_train = encoders.encode(hybrid, [question[x] for x in pool], cfg)
     candidates = np.argsort(-(q_train @ passages_h.T), axis=1)[:, : a.n]
     noise = np.random.default_rng(a.seed)
+    oracle = Oracle(collection, train.qrels)  # the graded simulator's own relevance (grade + lexical score)
     rows = []
     for x, cand in zip(pool, candidates):
-        words = _content_words(question[x])
-        relevance = np.array([train.qrels[x].get(ids[j], 0) + len(words & _content_words(texts[j])) / (len(words) + 1) for j in cand])
+        relevance = np.array(oracle.graded_relevance(question[x], [texts[j] for j in cand]))
         relevance = relevance + a.noise * noise.standard_normal(len(cand))
         position = np.argsort(np.argsort(-relevance, kind="stable"), kind="stable")
         rows.append({"question": question[x], "passage_emb": passages_h[cand], "ranker_scores": -position.astype(np.float32),
