@@ -396,3 +396,12 @@ def test_passages_branch_trains_the_static_passage_side_and_evaluates_over_its_o
     # the exported model card's metrics are computed over that index too, as the report's are
     evaluator = RunTestEvaluator(Run(cfg), manifest["document_encoder"]["fingerprint"], manifest["index"])
     assert evaluator(kept)[f"{evaluator.name}_ndcg@10"] == pytest.approx(report["retrievers"]["distilled"]["ndcg@10"])
+    # and the card's usage snippet loads it as it must be loaded: the branch is this package's code
+    from sentence_transformers import SentenceTransformer
+
+    from jobs.export import main as export_main
+
+    out = tmp_path / "exported"
+    assert export_main(["--run-dir", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert 'trust_remote_code=True)  # needs `pip install idistill`' in (out / "retriever" / "README.md").read_text()
+    assert SentenceTransformer(str(out / "retriever"), trust_remote_code=True).encode(["q"]).shape == (1, 768)

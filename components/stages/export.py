@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 from sentence_transformers.sentence_transformer.evaluation import SentenceEvaluator
 
-from components import console, encoders, run_models, storage
+from components import console, encoders, hybrid_student, run_models, storage
 from components.corpus import TEST_SAMPLE_SEED
 from components.errors import DataError
 from components.llm import prompts
@@ -87,6 +88,20 @@ def _teacher(run: Run) -> dict[str, Any]:
     return storage.read_json(summary) if storage.exists(summary) else {}
 
 
+def _loads_with_this_package(card: Any) -> None:
+    """Make the card's usage snippet load the model as it must be loaded: a hybrid student's
+    modules.json names idistill's ``StaticBranch``, so ``SentenceTransformer(id)`` without
+    ``trust_remote_code=True`` (and without this package installed) refuses it, and the library's
+    snippet says neither."""
+    snippet = card.generate_usage_snippet
+
+    def generate() -> str:
+        return re.sub(r'(SentenceTransformer\("[^"]*")\)', r"\1, trust_remote_code=True)  # needs `pip install idistill` (its StaticBranch)",
+                      snippet(), count=1)
+
+    card.generate_usage_snippet = generate
+
+
 def export_retriever(run: Run, out: str, scratch: str) -> str:
     cfg = run.cfg
     manifest = storage.read_json(storage.join(retriever_uri(cfg), "manifest.json"))
@@ -116,6 +131,8 @@ def export_retriever(run: Run, out: str, scratch: str) -> str:
         **{f"stage 2 {k}": v for k, v in cfg.train.retriever.model_dump(mode="json").items()},
     }
     RunTestEvaluator(run, manifest["document_encoder"]["fingerprint"], manifest.get("index"))(model)
+    if hybrid_student.is_hybrid(str(local_model)):
+        _loads_with_this_package(card)
     target = storage.join(out, "retriever")
     local = tempfile.mkdtemp(dir=scratch)
     model.save(local)  # writes README.md from the card data
