@@ -10,6 +10,10 @@ dev choice left on the table; choose recipes from its dev column only, never fro
 
 ``--against`` compares two recipes on the same seeds' runs (the same labels and dev questions,
 another Stage 2 setting), question by question, which is how a Stage 2 option is chosen on dev.
+``--reference INDEX`` compares each run's kept α with the encoder that built another index,
+searching it (e.g. plain MiniLM's, ``idistill index --run-dir R`` → ``R/index/base``, against a
+hybrid student), on the same dev and test questions: how a student is chosen on dev, where the
+students' bases differ.
 
 Needs a run whose Stage 2 trained over the base index (``passages: frozen``, the default) or a
 hybrid's ``passages: branch`` (each α's own index, which the pipeline made under
@@ -22,7 +26,7 @@ import argparse
 import os
 
 from components import encoders, storage
-from components.config import Config, load_config
+from components.config import Config, EncoderConfig, load_config
 from components.index import FaissIndex
 from components.metrics import paired_bootstrap, per_question_ndcg
 from components.report import delta_cell
@@ -37,16 +41,39 @@ from components.weight_averaging import interpolate
 Curve = dict[float, dict[str, dict[str, float]]]  # α → split → question → nDCG@10
 
 
-def curve(run_dir: str, stage: str) -> tuple[Curve, int, int]:
-    """Per α, each dev and test question's nDCG@10 by gold judgements; the dev and test counts."""
-    cfg: Config = load_config(None, base=storage.read_json(os.path.join(run_dir, "manifest.json"))["config"])
+QuestionSets = dict[str, tuple[list[str], list[str], dict[str, dict[str, int]]]]  # split → ids, texts, gold
+
+
+def recorded_config(run_dir: str) -> Config:
+    return load_config(None, base=storage.read_json(os.path.join(run_dir, "manifest.json"))["config"])
+
+
+def question_sets(cfg: Config) -> QuestionSets:
+    """The run's held-out dev questions (train split, never trained on) and its test questions."""
     run = Run(cfg)
     train = run.collection.split(cfg.data.train_split)
     test = run.collection.split(cfg.data.test_split)
     dev = sorted(q for q in held_out(run).questions if q in train.qrels)
     tests = test.questions.sample(cfg.data.max_test_questions, TEST_SAMPLE_SEED)
     text = dict(zip(train.questions.ids, train.questions.texts))
-    sets = {"dev": (dev, [text[q] for q in dev], train.qrels), "test": (tests.ids, tests.texts, test.qrels)}
+    return {"dev": (dev, [text[q] for q in dev], train.qrels), "test": (tests.ids, tests.texts, test.qrels)}
+
+
+def reference_scores(index_dir: str, sets: QuestionSets) -> dict[str, dict[str, float]]:
+    """Split → question → nDCG@10 of the encoder that built ``index_dir``, searching it."""
+    index = FaissIndex.load(index_dir)
+    built_by = index.manifest["encoder"]
+    encoder = EncoderConfig(model=built_by["model"], max_seq_length=built_by["max_seq_length"], normalize=built_by["normalize"])
+    model = encoders.load_encoder(encoder)
+    return {name: per_question_ndcg(Hits(*index.search(encoders.encode(model, questions, encoder), 100)), ids, qrels)
+            for name, (ids, questions, qrels) in sets.items()}
+
+
+def curve(run_dir: str, stage: str) -> tuple[Curve, int, int]:
+    """Per α, each dev and test question's nDCG@10 by gold judgements; the dev and test counts."""
+    cfg = recorded_config(run_dir)
+    sets = question_sets(cfg)
+    dev, tests = sets["dev"][0], sets["test"][0]
     index = FaissIndex.load(storage.join(cfg.run_dir, "index", "base"))
     own_index = cfg.train.retriever.passages == "branch"  # each α re-pooled the passages: the pipeline indexed each
     base = encoders.load_encoder(cfg.encoder).state_dict()
@@ -76,6 +103,8 @@ def main() -> None:
     parser.add_argument("--stage", default="retriever", help="retriever, retriever-direct or retriever-supervised")
     parser.add_argument("--against", nargs="+", default=[], metavar="RUN",
                         help="the same seeds' runs of another recipe, in the same order: print this one minus it at each α")
+    parser.add_argument("--reference", metavar="INDEX",
+                        help="an index directory: each run's kept α against the encoder that built it, searching it")
     args = parser.parse_args()
     if args.against and len(args.against) != len(args.run_dirs):
         raise SystemExit(f"alpha_curve: error: {len(args.run_dirs)} runs against {len(args.against)}: one per seed, in the same order")
@@ -106,6 +135,16 @@ def main() -> None:
                 pooled += differences([c], [t], a, b, split)
             cells.append(delta_cell(paired_bootstrap(pooled)))
         print(f"| kept ({', '.join(f'{a:g} vs {b:g}' for a, b in kept)}) | " + " | ".join(cells) + " |")
+    if args.reference:
+        pooled = {"dev": [], "test": []}
+        for run_dir, (c, _, _) in zip(args.run_dirs, mine):
+            ref = reference_scores(args.reference, question_sets(recorded_config(run_dir)))
+            kept_curve = c[kept_alpha(run_dir, args.stage)]
+            for split in pooled:
+                pooled[split] += [kept_curve[split][q] - ref[split][q] for q in kept_curve[split]]
+        print(f"\nkept α minus the encoder of {args.reference}, per question, pooled over {len(mine)} runs")
+        print("| Δ dev [95% CI] | Δ test (diagnostic) [95% CI] |\n|---|---|")
+        print("| " + " | ".join(delta_cell(paired_bootstrap(pooled[split])) for split in ("dev", "test")) + " |")
 
 
 def kept_alpha(run_dir: str, stage: str) -> float:

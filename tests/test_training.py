@@ -217,6 +217,12 @@ def test_pipeline_with_the_simulated_teacher_reports_every_retriever_and_resumes
                                 cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True).stdout
         kept = f"| kept ({chosen['alpha']:g} vs {chosen['alpha']:g}) | +0.000 [+0.000, +0.000] | +0.000 [+0.000, +0.000] |"
         assert kept in itself  # a recipe against itself differs on no question
+        # against the encoder that built the run's own base index (the base), the kept α reads what its row reads
+        versus_base = subprocess.run([sys.executable, "scripts/alpha_curve.py", str(tmp_path), "--reference", str(tmp_path / "index" / "base")],
+                                     cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True).stdout
+        row = next(line for line in curve.splitlines() if line.startswith(f"| {chosen['alpha']:g} | ")).split(" | ")
+        same = [cell or "+0.000 [+0.000, +0.000]" for cell in (row[2], row[4].rstrip(" |"))]
+        assert versus_base.rstrip().endswith(f"| {same[0]} | {same[1]} |")
 
         paid = sim.sim.stats["answered"]
         model_time = (tmp_path / "retriever" / "manifest.json").stat().st_mtime_ns
