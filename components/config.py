@@ -365,6 +365,12 @@ class RetrieverTrainConfig(_Section):
         "both sides, each passage's bag of tokens pooled again at every step over the index's frozen base part, "
         "and the kept model gets its own index",
     )
+    branch_passage_tokens: Optional[int] = Field(
+        None, ge=8, le=2048,
+        description="passages: branch only: how many of a passage's tokens its static bag pools, saved with the model "
+        "and used wherever idistill indexes with it (null: those the transformer reads, encoder.max_seq_length). The "
+        "bag costs nothing per token, so it can read a whole abstract where MiniLM reads only the first 128 tokens",
+    )
     refresh_every: int = Field(1, ge=1, description="epochs between index refreshes when passages are trained")
     dev_fraction: float = Field(
         0.1, ge=0, lt=1,
@@ -392,6 +398,8 @@ class RetrieverTrainConfig(_Section):
             raise ValueError(f"loss {self.loss!r} needs frozen passage vectors: use passages: frozen, or loss: kl")
         if self.passages == "trained" and self.labelled_targets == "teacher":
             raise ValueError("labelled_targets: teacher needs passages: frozen (a refreshed candidate list has no LLM label)")
+        if self.branch_passage_tokens is not None and self.passages != "branch":
+            raise ValueError("branch_passage_tokens needs passages: branch (only the hybrid's static branch pools passages again)")
         return self
 
 

@@ -44,14 +44,21 @@ CLASS_REF = f"{__name__}.StaticBranch"
 class StaticBranch(Module):
     """Appends the static part to the base model's ``sentence_embedding``: the mean of this
     module's token vectors over the text's tokens (padding and special tokens left out),
-    L2-normalised and scaled by √weight."""
+    L2-normalised and scaled by √weight.
 
-    config_keys = ["vocab_size", "dim", "base_dim", "weight", "skip_ids"]
+    ``passage_tokens`` (None: the transformer's own cut) is how many of a passage's tokens the bag
+    pools where idistill indexes passages with the branch alone (``BranchPassages``): a bag costs
+    nothing per token, so it can read a whole abstract where the transformer reads its first 128
+    tokens. A plain ``encode`` of a passage still cuts where the transformer does."""
+
+    config_keys = ["vocab_size", "dim", "base_dim", "weight", "skip_ids", "passage_tokens"]
 
     def __init__(self, vocab_size: int, dim: int, base_dim: int, weight: float = WEIGHT,
-                 skip_ids: list[int] | None = None, init: torch.Tensor | None = None) -> None:
+                 skip_ids: list[int] | None = None, init: torch.Tensor | None = None,
+                 passage_tokens: int | None = None) -> None:
         super().__init__()
         self.vocab_size, self.dim, self.base_dim, self.weight = vocab_size, dim, base_dim, float(weight)
+        self.passage_tokens = passage_tokens
         self.skip_ids = sorted(set(skip_ids or []))
         self.embedding = nn.Embedding(vocab_size, dim)
         if init is not None:
@@ -153,14 +160,20 @@ class BranchPassages:
         branch = branch_of(model)
         if branch is None:
             raise ValueError("passages: branch needs a hybrid student (encoder.model: hybrid:<base>)")
-        self.model, self.branch, self.max_seq_length = model, branch, max_seq_length
+        self.model, self.branch = model, branch
+        self.max_seq_length = branch.passage_tokens or max_seq_length
 
     def tokens(self, texts: list[str], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """Token ids and the kept-token mask of ``texts``, cut where the index's encoder cut them."""
+        """Token ids and the kept-token mask of ``texts``, cut at the branch's ``passage_tokens``
+        (else where the index's encoder cut them)."""
         from components.encoders import set_max_seq_length
 
+        cut = self.model.max_seq_length  # read by tokenize; put back so the model encodes as it did
         set_max_seq_length(self.model, self.max_seq_length)
-        features = self.model.tokenize(texts)
+        try:
+            features = self.model.tokenize(texts)
+        finally:
+            set_max_seq_length(self.model, cut)
         ids, mask = features["input_ids"].to(device), features["attention_mask"].to(device)
         return ids, self.branch.keep(ids, mask)
 

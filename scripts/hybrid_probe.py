@@ -11,7 +11,9 @@ what they mean in ``train.retriever``) with AdamW and a linear warm-up and decay
 base's nDCG@10, the hybrid before and after training at each branch weight ``w`` (the branch's
 vectors scaled by √w: score = cos_base + w·cos_static), each as a paired bootstrap 95% CI against
 the base encoder alone. ``--dev F`` scores F of the train questions held out (seeded), to choose;
-without it the test split (a diagnostic).
+without it the test split (a diagnostic). ``--branch-passage-tokens N`` lets the trained
+branch pool N tokens of each passage (the untrained rows keep the transformer's cut). ``--save F``
+and ``--against F`` pair two runs' trained hybrids question by question.
 
     python scripts/hybrid_probe.py ../shared/datasets/nfcorpus --dev 0.2 --lr 1e-2 --loss kl_negatives
 """
@@ -19,7 +21,9 @@ without it the test split (a diagnostic).
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import pathlib
 import random
 
 import numpy as np
@@ -56,6 +60,11 @@ def main() -> None:
     ap.add_argument("--weights", type=float, nargs="+", default=[0.5, 1.0, 2.0], help="branch weights w to score")
     ap.add_argument("--passages", default="frozen", choices=["frozen", "branch"],
                     help="branch: the static branch learns on both sides, as train.retriever.passages does")
+    ap.add_argument("--branch-passage-tokens", type=int, default=None,
+                    help="with --passages branch: tokens of a passage the static bag pools, as train.retriever.branch_passage_tokens")
+    ap.add_argument("--against", help="a JSON file of per-question nDCG@10 (another run's --save): also print this "
+                    "run's trained hybrid minus it, paired per question")
+    ap.add_argument("--save", help="write the trained hybrid's per-question nDCG@10 at the first weight here (JSON)")
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     random.seed(a.seed)
@@ -118,7 +127,8 @@ def main() -> None:
     for row, scores in zip(rows, to_spread([r["ranker_scores"] for r in rows], a.spread)):
         row["ranker_scores"] = scores.astype(np.float32)
     settings = load_config().train.retriever.model_copy(update={
-        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length, "passages": a.passages})
+        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length, "passages": a.passages,
+        "branch_passage_tokens": a.branch_passage_tokens})
     stage = RetrieverStage(settings, cfg.model, a.max_seq_length, negatives=passages_h if a.loss == "kl_negatives" else None,
                            negative_texts=texts)
     model = stage.build()
@@ -148,6 +158,12 @@ def main() -> None:
     for w in a.weights:
         print(f"w {w:g}: hybrid untrained {versus(before[w], reference)} | trained {versus(branch_scores(model, w, trained), reference)}",
               flush=True)
+    got = ndcg(branch_scores(model, a.weights[0], trained))
+    if a.save:
+        pathlib.Path(a.save).write_text(json.dumps(got))
+    if a.against:
+        other = json.loads(pathlib.Path(a.against).read_text())
+        print(f"w {a.weights[0]:g}: trained minus {a.against}: {interval(paired_bootstrap([got[q] - other[q] for q in other]))}", flush=True)
     print(f"settings: {vars(a)}")
 
 

@@ -9,6 +9,7 @@ import torch
 from components import encoders
 from components.config import EncoderConfig, load_config
 from components.corpus import Corpus
+from components.errors import ConfigError
 from components.index import FaissIndex
 from components.stages.index import index_corpus
 from components.hybrid_student import BranchPassages, StaticBranch, branch_of, is_hybrid, only_ours
@@ -130,3 +131,37 @@ def test_an_index_pooled_again_over_the_frozen_base_index_is_what_the_model_enco
     moved = cfg.encoder.model_copy(update={"model": str(tmp_path / "moved")})
     uri = index_corpus(cfg, corpus, moved, str(tmp_path / "index"), frozen_base=base)
     assert np.allclose(FaissIndex.load(uri).vectors(corpus.ids), encoders.encode(model, corpus.passages(), moved), atol=1e-5)
+
+
+def test_a_branch_may_pool_more_of_a_passage_than_the_transformer_reads(cache, tmp_path):
+    """train.retriever.branch_passage_tokens: the bag reads N tokens of each passage where the
+    transformer reads max_seq_length; saved with the model, so its index pools as many, and a
+    question is still encoded as before."""
+    long = " ".join(["cholesterol statins heart"] * 6 + ["asthma"])  # "asthma": token 38, past the transformer's 16
+    cfg = load_config(None, [f"encoder.model={SPEC}", "encoder.max_seq_length=16", "index.kind=flat",
+                             "train.retriever.passages=branch", "train.retriever.branch_passage_tokens=64"])
+    corpus = Corpus(ids=["a", "b"], titles=["", ""], texts=[long, TEXTS[1]])
+    stage = RetrieverStage.from_config(cfg)
+    model = stage.build()
+    ids, keep = stage.branch.tokens([long], "cpu")
+    asthma = model.tokenizer("asthma")["input_ids"][1]
+    assert keep.sum() > 16 and asthma in ids[keep].tolist()
+    question = encoders.encode(model, ["asthma"], cfg.encoder)
+    stage.save(model, str(tmp_path / "saved"))
+    saved = cfg.encoder.model_copy(update={"model": str(tmp_path / "saved")})
+    assert branch_of(encoders.load_encoder(saved)).passage_tokens == 64
+    assert np.allclose(encoders.encode(model, ["asthma"], cfg.encoder), question)  # the cut is put back
+    base = FaissIndex.build(encoders.encode(model, corpus.passages(), cfg.encoder), corpus.ids, cfg.index,
+                            encoders.identity(model, cfg.encoder), corpus.content_hash())
+    index = FaissIndex.load(index_corpus(cfg, corpus, saved, str(tmp_path / "index"), frozen_base=base))
+    encoders.set_max_seq_length(model, 64)
+    read_64 = encoders.encode(model, corpus.passages(), cfg.encoder)
+    got, d = index.vectors(corpus.ids), 384
+    assert np.allclose(got[:, :d], base.vectors(corpus.ids)[:, :d])  # the transformer's half: the base index's
+    assert np.allclose(got[:, d:], read_64[:, d:], atol=1e-5)  # the bag's half: 64 tokens of each passage
+    assert not np.allclose(got[0, d:], base.vectors(["a"])[0, d:], atol=1e-3)
+
+
+def test_branch_passage_tokens_needs_passages_branch():
+    with pytest.raises(ConfigError, match="branch_passage_tokens needs passages: branch"):
+        load_config(None, ["train.retriever.branch_passage_tokens=256"])
