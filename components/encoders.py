@@ -99,14 +99,21 @@ def set_max_seq_length(model: Any, length: int) -> None:
 
 
 def fingerprint(model: Any) -> str:
-    """SHA-256 of the model's weights (names, shapes, bytes), independent of device and source path."""
+    """SHA-256 of the model's weights (names, shapes, bytes), independent of device and source path,
+    and of a hybrid's ``passage_tokens`` where set: the same weights pooling more of each passage
+    give other passage vectors, so an index of one must not pass for the other's."""
     import torch
+
+    from components.hybrid_student import branch_of
 
     h = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         t = tensor.detach().to("cpu").contiguous()
         h.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         h.update(t.view(-1).view(dtype=torch.uint8).numpy().tobytes())
+    branch = branch_of(model)
+    if branch is not None and branch.passage_tokens is not None:
+        h.update(f"passage_tokens:{branch.passage_tokens}".encode())
     return h.hexdigest()
 
 

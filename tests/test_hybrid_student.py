@@ -160,6 +160,14 @@ def test_a_branch_may_pool_more_of_a_passage_than_the_transformer_reads(cache, t
     assert np.allclose(got[:, :d], base.vectors(corpus.ids)[:, :d])  # the transformer's half: the base index's
     assert np.allclose(got[:, d:], read_64[:, d:], atol=1e-5)  # the bag's half: 64 tokens of each passage
     assert not np.allclose(got[0, d:], base.vectors(["a"])[0, d:], atol=1e-3)
+    # the same weights pooling at the transformer's cut are another encoder: that index is rebuilt, not reused
+    branch_of(model).passage_tokens = None
+    encoders.set_max_seq_length(model, 16)
+    model.save(str(tmp_path / "cut"))
+    cut = cfg.encoder.model_copy(update={"model": str(tmp_path / "cut")})
+    assert encoders.fingerprint(encoders.load_encoder(cut)) != encoders.fingerprint(encoders.load_encoder(saved))
+    again = FaissIndex.load(index_corpus(cfg, corpus, cut, str(tmp_path / "index"), frozen_base=base))
+    assert np.allclose(again.vectors(corpus.ids), base.vectors(corpus.ids), atol=1e-5)
 
 
 def test_branch_passage_tokens_needs_passages_branch():
