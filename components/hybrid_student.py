@@ -160,8 +160,12 @@ class BranchPassages:
         branch = branch_of(model)
         if branch is None:
             raise ValueError("passages: branch needs a hybrid student (encoder.model: hybrid:<base>)")
-        self.model, self.branch = model, branch
-        self.max_seq_length = branch.passage_tokens or max_seq_length
+        self.model, self.branch, self.transformer_cut = model, branch, max_seq_length
+
+    @property
+    def max_seq_length(self) -> int:
+        """Where a passage's bag is cut: the branch's ``passage_tokens``, else the transformer's cut."""
+        return self.branch.passage_tokens or self.transformer_cut
 
     def tokens(self, texts: list[str], device: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Token ids and the kept-token mask of ``texts``, cut at the branch's ``passage_tokens``

@@ -147,7 +147,7 @@ class RetrieverStage:
         self.branch = BranchPassages(model, self.passage_max_seq_length) if self.settings.passages == "branch" else None
         if self.branch is not None and self.settings.branch_passage_tokens is not None:
             # saved with the model, so each index idistill builds with it pools as many tokens
-            self.branch.branch.passage_tokens = self.branch.max_seq_length = self.settings.branch_passage_tokens
+            self.branch.branch.passage_tokens = self.settings.branch_passage_tokens
         return model.train()
 
     def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:

@@ -96,8 +96,7 @@ def main() -> None:
         return per_question_ndcg(Hits([[ids[j] for j in row] for row in top], [list(s[row]) for s, row in zip(scores, top)]),
                                  evaluated, gold)
 
-    def versus(scores: np.ndarray, reference: dict[str, float]) -> str:
-        got = ndcg(scores)
+    def versus(got: dict[str, float], reference: dict[str, float]) -> str:
         return f"{np.mean(list(got.values())):.4f}, Δ {interval(paired_bootstrap([got[q] - reference[q] for q in reference]))}"
 
     def branch_scores(model: torch.nn.Module, w: float, passages: np.ndarray = passages_h) -> np.ndarray:
@@ -155,10 +154,12 @@ def main() -> None:
     if stage.branch is not None:  # the passage side moved too: pool every passage's static part again
         with torch.no_grad():
             trained = stage.branch.vectors(torch.tensor(passages_h), *stage.branch.tokens(texts, "cpu")).numpy()
+    got: dict[str, float] = {}  # the trained hybrid's per-question nDCG@10 at the first weight, for --save / --against
     for w in a.weights:
-        print(f"w {w:g}: hybrid untrained {versus(before[w], reference)} | trained {versus(branch_scores(model, w, trained), reference)}",
-              flush=True)
-    got = ndcg(branch_scores(model, a.weights[0], trained))
+        after = ndcg(branch_scores(model, w, trained))
+        if w == a.weights[0]:
+            got = after
+        print(f"w {w:g}: hybrid untrained {versus(ndcg(before[w]), reference)} | trained {versus(after, reference)}", flush=True)
     if a.save:
         pathlib.Path(a.save).write_text(json.dumps(got))
     if a.against:
