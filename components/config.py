@@ -350,6 +350,11 @@ class RetrieverTrainConfig(_Section):
         "(components.distill.spread; null: as the ranker gives them). 2.6 was best of 0.33 to 5.2 on run 7's dev "
         "questions (README); the ablations' targets (a permutation's positions, hard labels) are not scaled",
     )
+    first_stage_weight: float = Field(
+        0.0, ge=0, description="Stage 2's target is the ranker's scores plus this weight times the first stage's "
+        "cosines, each over its mean within-list spread (components.distill.fusion): a ranker no better than the "
+        "retriever it re-ranks but wrong elsewhere teaches more together with it (README, run 21). 0: the ranker alone",
+    )
     labelled_targets: Literal["ranker", "teacher"] = Field(
         "ranker", description="Stage 2's target on the LLM-labelled questions: the ranker's scores of their lists (the "
         "method as published), or the LLM's own permutation of them (-position, scaled to the same spread); every other "

@@ -26,12 +26,12 @@ import argparse
 import os
 
 from components import encoders, storage
-from components.config import Config, EncoderConfig, load_config
+from components.config import Config, EncoderConfig
 from components.index import FaissIndex
 from components.metrics import paired_bootstrap, per_question_ndcg
 from components.report import delta_cell
 from components.retrieval import Hits
-from components.run import Run
+from components.run import Run, run_config
 from components.run_layout import trained_model
 from components.stages.dev import held_out
 from components.stages.evaluation import TEST_SAMPLE_SEED
@@ -42,10 +42,6 @@ Curve = dict[float, dict[str, dict[str, float]]]  # α → split → question �
 
 
 QuestionSets = dict[str, tuple[list[str], list[str], dict[str, dict[str, int]]]]  # split → ids, texts, gold
-
-
-def recorded_config(run_dir: str) -> Config:
-    return load_config(None, base=storage.read_json(os.path.join(run_dir, "manifest.json"))["config"])
 
 
 def question_sets(cfg: Config) -> QuestionSets:
@@ -71,7 +67,7 @@ def reference_scores(index_dir: str, sets: QuestionSets) -> dict[str, dict[str, 
 
 def curve(run_dir: str, stage: str) -> tuple[Curve, int, int]:
     """Per α, each dev and test question's nDCG@10 by gold judgements; the dev and test counts."""
-    cfg = recorded_config(run_dir)
+    cfg = run_config(run_dir)
     sets = question_sets(cfg)
     dev, tests = sets["dev"][0], sets["test"][0]
     index = FaissIndex.load(storage.join(cfg.run_dir, "index", "base"))
@@ -138,7 +134,7 @@ def main() -> None:
     if args.reference:
         pooled = {"dev": [], "test": []}
         for run_dir, (c, _, _) in zip(args.run_dirs, mine):
-            ref = reference_scores(args.reference, question_sets(recorded_config(run_dir)))
+            ref = reference_scores(args.reference, question_sets(run_config(run_dir)))
             kept_curve = c[kept_alpha(run_dir, args.stage)]
             for split in pooled:
                 pooled[split] += [kept_curve[split][q] - ref[split][q] for q in kept_curve[split]]

@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from components import storage
-from components.config import load_config
+from components.run import run_config
 from components.corpus import load_collection
 from components.labelling import make_tasks
 from components.llm.aggregation import borda
@@ -50,7 +50,7 @@ def main() -> None:
     parser.add_argument("--position-bias", type=float, default=1.0, help="simulator bias for the offline passes")
     parser.add_argument("--passes", type=int, nargs="+", default=[1, 3, 5, 9])
     args = parser.parse_args()
-    cfg = load_config(None, base=storage.read_json(os.path.join(args.run_dir, "manifest.json"))["config"])
+    cfg = run_config(args.run_dir)
     collection = load_collection(cfg.data.path)
     qrels = collection.split(cfg.data.train_split).qrels
     text = dict(zip(collection.corpus.ids, collection.corpus.passages()))

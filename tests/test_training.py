@@ -27,6 +27,7 @@ from components.training import LOSSES_FILE, RetrieverStage, fit
 from components.weight_averaging import interpolate, pick_alpha
 from components.stages.export import RunTestEvaluator
 from components.stages.pipeline import run_pipeline
+from components.stages.retriever import scaled_scores
 
 pytestmark = pytest.mark.slow
 DEMO = load_collection("demo")
@@ -337,6 +338,20 @@ def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions
     assert set(distilled["vs_base"]) >= {"ndcg@10", "top-1"}
     assert distilled["vs_base"]["ndcg@10"]["ci_low"] <= distilled["vs_base"]["ndcg@10"]["delta"] <= distilled["vs_base"]["ndcg@10"]["ci_high"]
     assert "of them labelled by the LLM" in (tmp_path / "report" / "report.md").read_text()
+    # Fused with a heavy first-stage weight, Stage 2's target orders every list as the first stage did
+    # (all lists are in the cache: nothing is scored again).
+    lists = pq.read_table(tmp_path / "candidates" / "stage2" / "candidates.parquet").to_pydict()
+    passages = dict(zip(DEMO.corpus.ids, DEMO.corpus.passages()))
+    heavy = cfg.model_copy(update={"train": cfg.train.model_copy(update={
+        "retriever": cfg.train.retriever.model_copy(update={"first_stage_weight": 1e6})})})
+    targets = scaled_scores(heavy, stage_model(str(tmp_path / "ranker")), passages, lists["question"], lists["candidate_ids"], lists["scores"])
+    assert [list(np.argsort(-t, kind="stable")) for t in targets] == [list(np.argsort(-np.asarray(c), kind="stable")) for c in lists["scores"]]
+    # ... and the diagnostic that chose the weight reads the same cache, by gold, on the lists Stage 1 never saw
+    lists_report = subprocess.run([sys.executable, "scripts/ranker_lists.py", str(tmp_path), "--weights", "0", "1e6"],
+                                  cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True).stdout
+    assert "never labelled (Stage 1 never saw them)" in lists_report and "| ranker | " in lists_report
+    heavy_rows = [line for line in lists_report.splitlines() if line.startswith("| ranker + 1e+06 × first stage | ")]
+    assert len(heavy_rows) == 2 and all(line.endswith("| +0.000 [+0.000, +0.000] |") for line in heavy_rows)
 
     # Stage 2 grows by questions the teacher writes from the corpus: the LLM labels none of them,
     # and only their lists are scored (a stored list's scores, marked here, are reused as stored)

@@ -26,6 +26,7 @@ from components import console, storage
 from components.config import Config
 from components.distill.lists import (Lists, Rescore, direct_lists, supervised_lists, teacher_target, teacher_top,
                                       teacher_where_labelled)
+from components.distill.fusion import fuse_first_stage
 from components.distill.rescore import ranker_scores
 from components.distill.spread import mean_spread, to_spread
 from components.distill.train import train_query_encoder
@@ -65,10 +66,13 @@ def train_retriever(run: Run) -> str:
 
 def scaled_scores(cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
                   priors: Sequence[Sequence[float]], cache: Optional[str] = None) -> list[np.ndarray]:
-    """The ranker's scores of the lists (``ranker_scores``, cached as the ranker gives them) at
+    """The ranker's scores of the lists (``ranker_scores``, cached as the ranker gives them), with
+    ``train.retriever.first_stage_weight`` times the first stage's cosines (``priors``), at
     ``train.retriever.ranker_spread``: the first scoring and every refresh round's."""
-    scores = ranker_scores(cfg, ranker_model, passages, questions, candidates, priors, cache)
-    spread, raw = cfg.train.retriever.ranker_spread, mean_spread(scores)
+    tc = cfg.train.retriever
+    scores = fuse_first_stage(ranker_scores(cfg, ranker_model, passages, questions, candidates, priors, cache), priors,
+                              tc.first_stage_weight)
+    spread, raw = tc.ranker_spread, mean_spread(scores)
     if spread is not None and raw > 0:
         console.say(f"retriever: ranker scores ×{spread / raw:.2f}, from a mean within-list spread of {raw:.3f} to {spread:g}")
     return to_spread(scores, spread)
