@@ -51,9 +51,9 @@ def markdown(report: dict[str, Any]) -> str:
         checked = trained.get("teacher_on_dev")
         if checked and name == "distilled":
             target = checked.get("target") or (trained.get("dev") or {}).get("target", "the teacher LLM's first passage")
-            lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the ranker's order of the "
-                      f"candidate lists scores nDCG@10 {checked['teacher']:.3f} against the first stage's "
-                      f"{checked['first_stage']:.3f} (target: {target}){agreement(checked.get('difference'))}"]
+            lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the candidate lists ordered "
+                      f"by {checked.get('signal', 'the ranker')} (Stage 2's target) score nDCG@10 {checked['teacher']:.3f} against the first stage's "
+                      f"{checked['first_stage']:.3f} (target: {target}){agreement(checked.get('difference'), checked.get('signal', 'the ranker'))}"]
         dev = trained.get("dev")
         if dev and dev.get("alphas"):
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))
@@ -76,15 +76,15 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement(difference: dict[str, float] | None) -> str:
+def agreement(difference: dict[str, float] | None, signal: str = "the ranker") -> str:
     """The Stage 1 check's verdict, from its paired interval (reports written before it had one
     say only which is higher). It is agreement with the teacher on held-out lists, not quality."""
     if not difference:
         return "."
     if difference["ci_low"] > 0:
-        verdict = "the ranker reproduces the teacher beyond the base's order"
+        verdict = f"{signal} reproduces the teacher beyond the base's order"
     elif difference["ci_high"] < 0:
-        verdict = ("the ranker agrees with the teacher *less* than the base's order does; the test rows above say whether "
+        verdict = (f"{signal} agrees with the teacher *less* than the base's order does; the test rows above say whether "
                    "it is worse (a teacher whose order below its best passages follows the base's own signal favours the base here)")
     else:
         verdict = "no clear difference from the base's order"

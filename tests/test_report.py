@@ -29,8 +29,16 @@ def test_the_stage1_check_reads_its_verdict_from_the_paired_interval_as_agreemen
     checked = {"questions": 9, "target": "the teacher's top 5", "first_stage": 0.7, "teacher": 0.68,
                "difference": {"delta": (low + high) / 2, "ci_low": low, "ci_high": high}}
     text = report.markdown(_rep(0.02) | {"query_encoders": {"distilled": {"teacher_on_dev": checked}}})
-    assert f"scores nDCG@10 0.680 against the first stage's 0.700 (target: the teacher's top 5), difference {(low + high) / 2:+.3f} " \
+    assert f"the candidate lists ordered by the ranker (Stage 2's target) score nDCG@10 0.680 against the first stage's 0.700 (target: the teacher's top 5), difference {(low + high) / 2:+.3f} " \
            f"[{low:+.3f}, {high:+.3f}]: {says}" in text
+
+
+def test_the_stage1_check_names_the_fused_target_when_stage2_learns_the_ranker_with_the_first_stage():
+    checked = {"questions": 9, "target": "the teacher's top 5", "first_stage": 0.7, "teacher": 0.75, "signal": "the ranker + 1 × the first stage",
+               "difference": {"delta": 0.05, "ci_low": 0.01, "ci_high": 0.09}}
+    text = report.markdown(_rep(0.02) | {"query_encoders": {"distilled": {"teacher_on_dev": checked}}})
+    assert "the candidate lists ordered by the ranker + 1 × the first stage (Stage 2's target) score nDCG@10 0.750" in text
+    assert ": the ranker + 1 × the first stage reproduces the teacher beyond the base's order." in text
 
 
 def test_the_html_report_is_one_self_contained_page_with_intervals_and_charts():

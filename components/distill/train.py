@@ -64,8 +64,9 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     keep = [i for i, q in enumerate(lists.question_ids) if not held_out.excludes(q)]
     on_dev = rerank_on_dev(lists, dev) if lists.rescore is not None else None  # lists the ranker scored
     if on_dev:
+        on_dev["signal"] = f"the ranker + {tc.first_stage_weight:g} × the first stage" if tc.first_stage_weight else "the ranker"
         console.say(f"{stage_name}: on {on_dev['questions']} dev questions, nDCG@10 of {lists.dev_target} in the candidate lists: "
-                    f"first stage {on_dev['first_stage']:.4f}, ranker {on_dev['teacher']:.4f} (paired difference "
+                    f"first stage {on_dev['first_stage']:.4f}, {on_dev['signal']} {on_dev['teacher']:.4f} (paired difference "
                     f"{interval(on_dev['difference'])})")
     if tc.passages == "trained":  # the config refuses a loss that needs frozen negatives here
         return train_with_refresh(cfg, collection, stage_name, lists, keep, inputs, chooser)
