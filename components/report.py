@@ -51,9 +51,10 @@ def markdown(report: dict[str, Any]) -> str:
         checked = trained.get("teacher_on_dev")
         if checked and name == "distilled":
             target = checked.get("target") or (trained.get("dev") or {}).get("target", "the teacher LLM's first passage")
+            signal = checked.get("signal", "the ranker")  # reports before first_stage_weight: the ranker alone
             lines += ["", f"Stage 1 on {checked['questions']} dev questions it never trained on: the candidate lists ordered "
-                      f"by {checked.get('signal', 'the ranker')} (Stage 2's target) score nDCG@10 {checked['teacher']:.3f} against the first stage's "
-                      f"{checked['first_stage']:.3f} (target: {target}){agreement(checked.get('difference'), checked.get('signal', 'the ranker'))}"]
+                      f"by {signal} (Stage 2's target) score nDCG@10 {checked['teacher']:.3f} against the first stage's "
+                      f"{checked['first_stage']:.3f} (target: {target}){agreement(checked.get('difference'), signal)}"]
         dev = trained.get("dev")
         if dev and dev.get("alphas"):
             curve = ", ".join(f"α={a:g}: {v:.3f}" for a, v in zip(dev["alphas"], dev["ndcg@10"]))

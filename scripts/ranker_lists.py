@@ -24,7 +24,7 @@ import numpy as np
 
 from components import storage
 from components.distill.fusion import fuse_first_stage
-from components.distill.rescore import list_key
+from components.distill.rescore import stored_scores
 from components.metrics import paired_bootstrap, per_question_ndcg
 from components.report import delta_cell
 from components.retrieval import Hits
@@ -47,13 +47,11 @@ def main() -> None:
     run = Run(cfg)
     qrels = run.collection.split(cfg.data.train_split).qrels
     cands = storage.read_parquet(storage.join(cfg.run_dir, "candidates", "stage2", "candidates.parquet")).to_pylist()
-    cache = storage.read_parquet(storage.join(cfg.run_dir, "retriever", "ranker_scores.parquet"))
-    scored = dict(zip(cache.column("key").to_pylist(), cache.column("scores").to_pylist()))
     labelled = set(storage.read_parquet(storage.join(cfg.run_dir, "labels", "labels.parquet")).column("question_id").to_pylist())
-    # A residual ranker's lists are keyed with their first-stage cosines; a plain one's without.
-    residual = bool(storage.read_json(storage.join(cfg.run_dir, "ranker", "manifest.json"))["inputs"]["train"].get("prior_temperature"))
     rows = [r for r in cands if r["question_id"] in qrels]
-    found = [(r, scored.get(list_key(r["question"], r["candidate_ids"], r["scores"] if residual else None))) for r in rows]
+    # Read from the current ranker's cache only: a list it holds no scores for is left out.
+    found = list(zip(rows, stored_scores(cfg, [r["question"] for r in rows], [list(r["candidate_ids"]) for r in rows],
+                                         [r["scores"] for r in rows])))
     groups = {"never labelled (Stage 1 never saw them)": [(r, s) for r, s in found if s is not None and r["question_id"] not in labelled],
               "LLM-labelled (Stage 1's own, and the dev questions)": [(r, s) for r, s in found if s is not None and r["question_id"] in labelled]}
     print(f"{args.run_dir}: Stage 2's candidate lists by gold train judgements (nDCG@10 of each list's order)")

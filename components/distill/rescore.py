@@ -27,6 +27,36 @@ def list_key(question: str, candidates: Sequence[str], prior: Optional[Sequence[
     return storage.content_hash([question, list(candidates)] + ([list(prior)] if prior is not None else []))
 
 
+def _ranker(cfg: Config) -> tuple[bytes, Optional[float]]:
+    """The current ranker's digest (a cache is valid only for it) and its prior temperature (set
+    only for a residual ranker)."""
+    manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
+    return storage.content_hash(manifest["inputs"]).encode(), manifest["inputs"]["train"].get("prior_temperature")
+
+
+def _stored(cache: str, ranker: bytes) -> dict[str, list[float]]:
+    """The cached scores by list key, if ``cache`` holds ``ranker``'s."""
+    if storage.exists(cache):
+        table = storage.read_parquet(cache)
+        if table.schema.metadata and table.schema.metadata.get(b"ranker") == ranker and "key" in table.column_names:
+            return dict(zip(table.column("key").to_pylist(), table.column("scores").to_pylist()))
+    return {}
+
+
+def _keys(questions: list[str], candidates: list[list[str]], priors: list[list[float]], temperature: Optional[float]) -> list[str]:
+    return [list_key(q, c, p if temperature else None) for q, c, p in zip(questions, candidates, priors)]
+
+
+def stored_scores(cfg: Config, questions: list[str], candidates: list[list[str]], priors: Sequence[Sequence[float]],
+                  cache: Optional[str] = None) -> list[Optional[np.ndarray]]:
+    """Each list's scores as the current ranker's cache holds them (None where it holds none),
+    without scoring anything: for diagnostics that read a finished run."""
+    ranker, temperature = _ranker(cfg)
+    known = _stored(cache or storage.join(retriever_uri(cfg), "ranker_scores.parquet"), ranker)
+    keys = _keys(questions, candidates, [[float(x) for x in p] for p in priors], temperature)
+    return [np.asarray(known[k], dtype=np.float32) if k in known else None for k in keys]
+
+
 def ranker_scores(
     cfg: Config, ranker_model: str, passages: dict[str, str], questions: list[str], candidates: list[list[str]],
     priors: Sequence[Sequence[float]], cache: Optional[str] = None,
@@ -35,16 +65,10 @@ def ranker_scores(
     ``RUN/retriever/ranker_scores.parquet``) while the ranker is the same. ``priors`` are the
     candidates' first-stage cosines, which a residual ranker adds to its logits."""
     cache = cache or storage.join(retriever_uri(cfg), "ranker_scores.parquet")
-    ranker_manifest = storage.read_json(storage.join(ranker_uri(cfg), "manifest.json"))
-    temperature = ranker_manifest["inputs"]["train"].get("prior_temperature")
+    ranker, temperature = _ranker(cfg)
     priors = [[float(x) for x in p] for p in priors]
-    ranker = storage.content_hash(ranker_manifest["inputs"]).encode()
-    keys = [list_key(q, c, p if temperature else None) for q, c, p in zip(questions, candidates, priors)]
-    known: dict[str, list[float]] = {}
-    if storage.exists(cache):
-        table = storage.read_parquet(cache)
-        if table.schema.metadata and table.schema.metadata.get(b"ranker") == ranker and "key" in table.column_names:
-            known = dict(zip(table.column("key").to_pylist(), table.column("scores").to_pylist()))
+    keys = _keys(questions, candidates, priors, temperature)
+    known = _stored(cache, ranker)
     todo = [i for i, k in enumerate(keys) if k not in known]
     if todo:
         init_ray(cfg.ray)
