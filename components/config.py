@@ -8,7 +8,7 @@ fails at start-up instead of being silently ignored.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, ClassVar, Literal, Optional
 
 import yaml
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, FieldSerializationInfo, ValidationError, field_serializer,
@@ -397,6 +397,17 @@ class RetrieverTrainConfig(_Section):
         description="mixing weights α tried for (1-α)·base + α·trained; the best nDCG@10 on the dev questions "
         "(against dev_target's targets) is kept, ties going to the smaller α",
     )
+
+    # How the ranker teaches: settings an ablation without the ranker (direct, supervised) never
+    # reads, so changing them must neither retrain it nor call it out of date.
+    RANKER_ONLY: ClassVar[tuple[str, ...]] = (
+        "extra_questions", "corpus_questions", "ranker_spread", "first_stage_weight", "labelled_targets")
+
+    def inputs(self, ranker: bool) -> dict[str, Any]:
+        """The settings a Stage 2 model is trained from, as its manifest records them: all of them
+        when the ranker teaches, those an ablation reads otherwise."""
+        settings = self.model_dump()
+        return settings if ranker else {k: v for k, v in settings.items() if k not in self.RANKER_ONLY}
 
     @model_validator(mode="after")
     def _negatives_need_frozen_passages(self) -> "RetrieverTrainConfig":

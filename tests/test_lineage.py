@@ -8,7 +8,8 @@ from components import storage
 from components.config import load_config
 from components.corpus import load_collection
 from components.run import Run
-from components.run_layout import labels_uri, ranker_uri, retriever_uri
+from components.distill.lists import direct_lists
+from components.run_layout import ablation_uri, labels_uri, ranker_uri, retriever_uri
 from components.stages import lineage
 from components.stages.pipeline import write_manifest
 from components.stages.ranker import ranker_inputs
@@ -37,18 +38,24 @@ def record_ranker(run: Run) -> None:
     storage.mark_stage_done(ranker_uri(run.cfg), ranker_inputs(run, labels)[0])
 
 
-def record_retriever(run: Run) -> None:
+def record_retriever(run: Run, ablation: str = "") -> None:
     """What Stage 2 records when it finishes (the parts the lineage checks), over the run's base
-    index (a stand-in manifest where the run has none)."""
+    index (a stand-in manifest where the run has none): the distilled retriever, or with
+    ``ablation`` "direct" the one taught by the LLM's permutations alone."""
     cfg = run.cfg
     index = storage.join(cfg.run_dir, "index", "base", "manifest.json")
     if not storage.exists(index):
         storage.write_json(index, {"files": {"faiss.index": "abc"}, "encoder": {"fingerprint": "f"}})
     manifest = storage.read_json(index)
-    storage.mark_stage_done(retriever_uri(cfg), {
-        "ranker": {"scores": "s", "ranker_stage": storage.stage_digest(ranker_uri(cfg))}, "index": manifest["files"],
-        "dev": "d", "encoder": cfg.encoder.model, "train": cfg.train.retriever.model_dump(), "workers": cfg.train.num_workers,
-        "seed": cfg.seed}, document_encoder=manifest["encoder"])
+    if ablation:
+        labels = storage.read_parquet(storage.join(labels_uri(cfg), "labels.parquet")).to_pylist()
+        uri, teacher = ablation_uri(cfg, ablation), direct_lists(labels, cfg.train.retriever.dev_top_k).teacher_inputs
+    else:
+        uri, teacher = retriever_uri(cfg), {"scores": "s", "ranker_stage": storage.stage_digest(ranker_uri(cfg))}
+    storage.mark_stage_done(uri, {
+        "ranker": teacher, "index": manifest["files"], "dev": "d", "encoder": cfg.encoder.model,
+        "train": cfg.train.retriever.inputs(ranker=not ablation), "workers": cfg.train.num_workers, "seed": cfg.seed},
+        document_encoder=manifest["encoder"])
 
 
 def test_a_ranker_is_current_only_for_the_labels_and_settings_it_was_trained_on(tmp_path):
@@ -89,6 +96,21 @@ def test_the_distilled_retriever_follows_its_ranker(tmp_path):
     record_ranker(retrained)  # the ranker is retrained, Stage 2 is not
     assert lineage.query_encoder_problem(retrained, "retriever") == (
         "out of date: trained from another ranker than the run's current one; rerun the retriever stage")
+
+
+def test_how_the_ranker_teaches_does_not_touch_the_direct_ablation(tmp_path):
+    run = _run(tmp_path)
+    write_labels(run, label_rows())
+    record_retriever(run, ablation="direct")
+    assert lineage.query_encoder_problem(run, "retriever-direct") is None
+    for ranker_only in ("train.retriever.extra_questions=5", "train.retriever.corpus_questions=true",
+                        "train.retriever.first_stage_weight=1", "train.retriever.labelled_targets=teacher"):
+        assert lineage.query_encoder_problem(_run(tmp_path, ranker_only), "retriever-direct") is None, ranker_only
+    assert "train.retriever.lr" in lineage.query_encoder_problem(_run(tmp_path, "train.retriever.lr=0.5"), "retriever-direct")
+    record_ranker(run)
+    record_retriever(run)  # the distilled retriever reads them all
+    assert "train.retriever.extra_questions" in lineage.query_encoder_problem(
+        _run(tmp_path, "train.retriever.extra_questions=5"), "retriever")
 
 
 def test_stage1_leaves_out_every_dev_question_whatever_its_label_became(tmp_path):

@@ -48,7 +48,7 @@ def train_query_encoder(cfg: Config, collection: Collection, stage_name: str, li
     tc = cfg.train.retriever
     dev = {q for q in lists.question_ids if q in held_out.questions and lists.dev_targets.get(q)}  # the scored ones
     inputs = {"ranker": lists.teacher_inputs, "index": base_index.manifest["files"], "dev": storage.content_hash(sorted(held_out.questions)),
-              "encoder": cfg.encoder.model, "train": tc.model_dump(), "workers": cfg.train.num_workers, "seed": cfg.seed}
+              "encoder": cfg.encoder.model, "train": tc.inputs(ranker=lists.rescore is not None), "workers": cfg.train.num_workers, "seed": cfg.seed}
     out = storage.join(cfg.run_dir, stage_name)
     if storage.stage_is_current(out, inputs):
         console.say(f"{stage_name}: up to date at {out}, skipping")

@@ -36,7 +36,8 @@ def _changed(recorded: dict[str, Any], expected: dict[str, Any], section: str) -
         if have == want:
             continue
         if key == "train" and isinstance(have, dict):
-            out += [f"{section}.{k} {have.get(k)!r} → {want.get(k)!r}" for k in sorted(set(have) | set(want)) if have.get(k) != want.get(k)]
+            # only the settings the model reads: one recorded but no longer an input is no difference
+            out += [f"{section}.{k} {have.get(k)!r} → {want[k]!r}" for k in sorted(want) if have.get(k) != want[k]]
         else:
             out.append(key if isinstance(want, (dict, list)) or len(str(want)) > 40 else f"{key} {have!r} → {want!r}")
     return out
@@ -87,7 +88,7 @@ def query_encoder_problem(run: Run, stage_name: str) -> Optional[str]:
     if recorded is None:
         return _not_trained(run, stage_name, "distilled retriever" if stage_name == "retriever" else f"trained {stage_name}")
     index = storage.join(base_index_uri(cfg), MANIFEST_FILE)
-    expected = {"encoder": cfg.encoder.model, "train": cfg.train.retriever.model_dump(), "workers": cfg.train.num_workers,
+    expected = {"encoder": cfg.encoder.model, "train": cfg.train.retriever.inputs(ranker=stage_name == "retriever"), "workers": cfg.train.num_workers,
                 "seed": cfg.seed, "index": storage.read_json(index)["files"] if storage.exists(index) else None}
     changed = _changed(recorded, expected, "train.retriever")
     if changed:
