@@ -323,7 +323,7 @@ class RankerTrainConfig(_Section):
 class RetrieverTrainConfig(_Section):
     """Stage 2: the retriever learns the ranker's distribution over candidates (KL)."""
 
-    # The defaults are the recipe chosen on the NFCorpus probe's dev split (README, "Stage 2
+    # The defaults are the recipe chosen on the NFCorpus probe's dev split (docs/results.md, "Stage 2
     # research on NFCorpus"): kl_negatives at lr 5e-5 for 3 epochs, on every training question.
     epochs: int = Field(3, ge=1)
     lr: float = Field(5e-5, gt=0)
@@ -348,12 +348,12 @@ class RetrieverTrainConfig(_Section):
         2.6, gt=0, description="the ranker's scores are scaled, one factor for all lists, to this mean within-list "
         "standard deviation before tau_ranker, so the target is as sharp whatever spread Stage 1 left the ranker with "
         "(components.distill.spread; null: as the ranker gives them). 2.6 was best of 0.33 to 5.2 on run 7's dev "
-        "questions (README); the ablations' targets (a permutation's positions, hard labels) are not scaled",
+        "questions (docs/results.md); the ablations' targets (a permutation's positions, hard labels) are not scaled",
     )
     first_stage_weight: float = Field(
         0.0, ge=0, description="Stage 2's target is the ranker's scores plus this weight times the first stage's "
         "cosines, each over its mean within-list spread (components.distill.fusion). 0: the ranker alone, the method as "
-        "published and the default: in run 21 (README) the fused target at 1 re-ranked Stage 2's unseen lists better "
+        "published and the default: in run 21 (docs/results.md) the fused target at 1 re-ranked Stage 2's unseen lists better "
         "than the ranker alone, yet taught the hybrid student less",
     )
     labelled_targets: Literal["ranker", "teacher"] = Field(

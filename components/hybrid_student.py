@@ -1,6 +1,6 @@
 """A hybrid student: the base bi-encoder with a static-embedding branch beside it.
 
-Distilling into MiniLM itself moves it little (at most +0.006 nDCG@10 on NFCorpus, README runs 5
+Distilling into MiniLM itself moves it little (at most +0.006 nDCG@10 on NFCorpus, docs/results.md, runs 5
 and 8): it was trained on a billion pairs, and a few thousand lists mostly wear it down. The
 static student has the headroom (+0.04 and more from the same lists) but starts far below MiniLM.
 The hybrid adds the one to the other instead of choosing::
@@ -36,7 +36,7 @@ from sentence_transformers.base.modules import Module
 from torch import nn
 
 # w: scored at 1, the trained branch beat 0.5 and 2 on the probe's NFCorpus dev split (perfect
-# simulated teacher; README, run 18).
+# simulated teacher; docs/results.md, run 18).
 WEIGHT = 1.0
 CLASS_REF = f"{__name__}.StaticBranch"
 
@@ -154,7 +154,7 @@ class BranchPassages:
     pooled again with the branch's current token vectors; no transformer runs over passages in
     the loop. Training the token vectors on both sides lets a word of the question and the same
     word in a passage move together, which the query side alone cannot (NFCorpus dev, perfect
-    simulated teacher, ``scripts/hybrid_probe.py``: +0.026 against +0.014 over MiniLM; README, run 19)."""
+    simulated teacher, ``scripts/hybrid_probe.py``: +0.026 against +0.014 over MiniLM; docs/results.md, run 19)."""
 
     def __init__(self, model: Any, max_seq_length: int) -> None:
         branch = branch_of(model)

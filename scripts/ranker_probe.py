@@ -1,6 +1,6 @@
 """Stage 1 probe: does a ranker recipe beat the base as a re-ranker on dev, and when?
 
-The research script behind the README's "Stage 1 ranker on NFCorpus" table. Not the product: it
+The research script behind the "Stage 1 on its own" table of docs/results.md. Not the product: it
 trains the pipeline's own ranker (``components.ranker``: backbone, residual prior, pair logits) with
 the pipeline's own loss (``components.losses``), outside Ray, on a *perfect* teacher (the train
 judgements' grades over the base top-n, ties in the base's order), and re-ranks the base top-n of

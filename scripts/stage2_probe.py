@@ -1,4 +1,4 @@
-"""Stage 2 probe, extended: the research script behind the README's "Stage 2 research on NFCorpus"
+"""Stage 2 probe, extended: the research script behind docs/results.md's "Stage 2 research on NFCorpus"
 probe table. Not the product: a recipe that wins here still has to be built and measured in the
 pipeline (``benchmarks/distill_quality.py``).
 

@@ -13,7 +13,7 @@ own mean within-list spread (one factor for all lists, as in ``distill.spread``)
 two signals the same whatever spread Stage 1 left the ranker with. w = 0 is the method as
 published, the ranker alone, and stays the default: the better re-ranker was the worse teacher
 (the hybrid student distilled from the sum scored −0.009 [−0.016, −0.002] nDCG@10 on test
-against the ranker alone, seeds 1 and 2; README, run 21). What Stage 2 learns from is where the
+against the ranker alone, seeds 1 and 2; docs/results.md, run 21). What Stage 2 learns from is where the
 ranker departs from the student's own order, and the sum gives some of that back.
 """
 

@@ -8,7 +8,7 @@ are spread, and rankers come out of Stage 1 with very different spreads (0.17 to
 NFCorpus runs, a mean within-list standard deviation). One taught by a noisy teacher scored three
 times flatter than one taught by a perfect teacher, and at the same temperature its near-uniform
 target taught the student to flatten its own top 20 (nDCG@10 −0.034 on test at α 1; the dev
-judge rightly kept the base). The spread is chosen on dev (README, run 7).
+judge rightly kept the base). The spread is chosen on dev (docs/results.md, run 7).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ averaged over questions. With ``m = 0`` this is the plain ``kl`` loss. Plain KL 
 candidates among themselves: nothing stops a query vector from drifting towards passages that
 were never in its list, and on a general encoder with a billion pairs behind it that drift costs
 more than the reordering gains (NFCorpus, perfect teacher: plain KL −0.001 nDCG@10, this loss
-+0.014 to +0.019 on a dev split; see the README). The negatives carry no teacher score: they
++0.014 to +0.019 on a dev split; see docs/results.md). The negatives carry no teacher score: they
 are pushed below the candidates as a whole, which is what a top-n list says about them.
 """
 
