@@ -99,7 +99,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("reports", nargs="+", help="report.json of each seed's run")
     parser.add_argument("--pair", nargs=2, action="append", default=[], metavar=("A", "B"), help="also print A − B")
-    parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--metric", default="ndcg@10",
+                        help="ndcg@10, or top-k for each of eval.ks (reports hold per-question top-k since 2026-12-05)")
     parser.add_argument("--against", nargs="+", default=[], metavar="REPORT",
                         help="another recipe's report.json of the same seeds, in the same order: print this one's minus it")
     parser.add_argument("--reference", nargs=2, metavar=("REPORT", "NAME"),

@@ -121,6 +121,13 @@ def test_cranfield_subset_dense_vs_bm25(ray_cluster, tmp_path):
     bm25, dense = report["retrievers"]["bm25"], report["retrievers"]["base-minilm"]
     assert dense["top_k_accuracy"]["20"] >= bm25["top_k_accuracy"]["20"] - 0.05
     assert dense["ndcg@10"] > 0.2 and bm25["ndcg@10"] > 0.2
+    # Every paired metric is kept question by question, so other runs can be compared with this one later.
+    per_question = report["per_question"]
+    assert set(per_question) == {"ndcg@10", "top-1", "top-10", "top-20"}
+    for name, result in (("bm25", bm25), ("base-minilm", dense)):
+        hits = per_question["top-20"][name]
+        assert len(hits) == report["dataset"]["questions"] and set(hits) <= {0.0, 1.0}
+        assert sum(hits) / len(hits) == pytest.approx(result["top_k_accuracy"]["20"])
     # Judgements that point outside the 500-document subset were dropped and counted, not crashed on.
     assert report["validation"]["test judgements for unknown documents"] > 0
     assert report["accuracy_definition"].startswith("success@k")

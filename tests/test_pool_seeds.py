@@ -26,6 +26,12 @@ def test_differences_are_averaged_over_seeds_question_by_question():
     assert np.allclose(seed_mean_differences(reports, "distilled", "base"), [0.0, 0.1, 0.1])
 
 
+def test_top_k_hits_pool_like_ndcg():
+    reports = [{"base": "base", "per_question": {"top-1": {"base": [1.0, 0.0], "distilled": [1.0, 1.0]}}},
+               {"base": "base", "per_question": {"top-1": {"base": [1.0, 0.0], "distilled": [0.0, 1.0]}}}]
+    assert np.allclose(seed_mean_differences(reports, "distilled", "base", metric="top-1"), [-0.5, 1.0])
+
+
 def test_reports_over_other_questions_or_without_a_retriever_are_refused():
     with pytest.raises(ConfigError, match="different numbers of test questions"):
         seed_mean_differences([_report([0.5], [0.7]), _report([0.5, 0.1], [0.7, 0.1])], "distilled", "base")

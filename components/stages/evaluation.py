@@ -141,7 +141,10 @@ def score_retrievers(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]
                 result["vs_base"] = compare_to(evaluated[base_name][1], per_question)
     scored = {
         "base": base_name,
-        "per_question": {"ndcg@10": {name: per["ndcg@10"] for name, (_, per) in evaluated.items()}},
+        # every paired metric, question by question, so runs can be compared and pooled after the fact
+        # (scripts/pool_seeds.py --metric top-1), not only against this run's own base
+        "per_question": {metric: {name: per[metric] for name, (_, per) in evaluated.items()}
+                         for metric in ("ndcg@10", *(f"top-{k}" for k in cfg.eval.ks))},
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
             "path": collection.path,
