@@ -139,12 +139,15 @@ def score_retrievers(run: Run) -> tuple[dict[str, Any], dict[str, dict[str, Any]
         for name, (result, per_question) in evaluated.items():
             if name != base_name:
                 result["vs_base"] = compare_to(evaluated[base_name][1], per_question)
+    # every paired metric evaluate_retriever keeps, question by question, so runs can be compared and
+    # pooled after the fact (scripts/pool_seeds.py --metric top-1), not only against this run's own base
+    per_question: dict[str, dict[str, list[float]]] = {}
+    for name, (_, per) in evaluated.items():
+        for metric, values in per.items():
+            per_question.setdefault(metric, {})[name] = values
     scored = {
         "base": base_name,
-        # every paired metric, question by question, so runs can be compared and pooled after the fact
-        # (scripts/pool_seeds.py --metric top-1), not only against this run's own base
-        "per_question": {metric: {name: per[metric] for name, (_, per) in evaluated.items()}
-                         for metric in ("ndcg@10", *(f"top-{k}" for k in cfg.eval.ks))},
+        "per_question": per_question,
         "dataset": {
             "name": cfg.data.path if cfg.data.path == "demo" else cfg.data.path.rstrip("/").split("/")[-1],
             "path": collection.path,
