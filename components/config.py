@@ -60,6 +60,13 @@ class EncoderConfig(_Section):
     batch_size: int = Field(64, ge=1)
     normalize: bool = True
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    branch_passage_tokens: Optional[int] = Field(
+        None, ge=8, le=2048,
+        description="a hybrid student only (hybrid:<base>): how many of a passage's tokens its static bag pools where "
+        "idistill indexes passages, the base index included, so the untrained student (Stage 2's alpha 0) is the base "
+        "row; saved with every model Stage 2 trains from it (null: those the transformer reads, max_seq_length). The bag "
+        "costs nothing per token, so it can read a whole abstract where MiniLM reads only the first 128 tokens",
+    )
 
 
 class IndexConfig(_Section):
@@ -371,12 +378,6 @@ class RetrieverTrainConfig(_Section):
         "both sides, each passage's bag of tokens pooled again at every step over the index's frozen base part, "
         "and the kept model gets its own index",
     )
-    branch_passage_tokens: Optional[int] = Field(
-        None, ge=8, le=2048,
-        description="passages: branch only: how many of a passage's tokens its static bag pools, saved with the model "
-        "and used wherever idistill indexes with it (null: those the transformer reads, encoder.max_seq_length). The "
-        "bag costs nothing per token, so it can read a whole abstract where MiniLM reads only the first 128 tokens",
-    )
     refresh_every: int = Field(1, ge=1, description="epochs between index refreshes when passages are trained")
     dev_fraction: float = Field(
         0.1, ge=0, lt=1,
@@ -415,8 +416,6 @@ class RetrieverTrainConfig(_Section):
             raise ValueError(f"loss {self.loss!r} needs frozen passage vectors: use passages: frozen, or loss: kl")
         if self.passages == "trained" and self.labelled_targets == "teacher":
             raise ValueError("labelled_targets: teacher needs passages: frozen (a refreshed candidate list has no LLM label)")
-        if self.branch_passage_tokens is not None and self.passages != "branch":
-            raise ValueError("branch_passage_tokens needs passages: branch (only the hybrid's static branch pools passages again)")
         return self
 
 
@@ -500,11 +499,17 @@ class Config(_Section):
         return self.model_dump(mode="json", context={"redact": True})
 
 
+# keys that moved, so a config written for an older idistill says where its setting went
+MOVED = {"train.retriever.branch_passage_tokens": "encoder.branch_passage_tokens"}
+
+
 def _format_validation_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
         where = ".".join(str(p) for p in e["loc"]) or "<root>"
         msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        if where in MOVED:
+            msg = f"moved to {MOVED[where]}"
         lines.append(f"  {where}: {msg}")
     return "\n".join(lines)
 

@@ -87,7 +87,21 @@ def load_encoder(cfg: EncoderConfig) -> Any:
             "Give a local directory, an installed packaged model, or a hub id reachable from here."
         ) from None
     set_max_seq_length(model, cfg.max_seq_length)
+    if cfg.branch_passage_tokens is not None:
+        pool_passages(model, cfg.branch_passage_tokens, cfg.model)
     return model
+
+
+def pool_passages(model: Any, tokens: int, name: str) -> None:
+    """Have a hybrid student's static bag pool ``tokens`` of each passage where idistill indexes
+    passages (``encoder.branch_passage_tokens``); any other model has no bag to set."""
+    from components.hybrid_student import branch_of
+
+    branch = branch_of(model)
+    if branch is None:
+        raise ConfigError(f"encoder.branch_passage_tokens is set but {name!r} has no static branch: it needs a hybrid "
+                          "student (encoder.model: hybrid:<base>, or a model Stage 2 trained from one)")
+    branch.passage_tokens = tokens
 
 
 def set_max_seq_length(model: Any, length: int) -> None:

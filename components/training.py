@@ -122,8 +122,10 @@ class RetrieverStage:
     ``negative_index`` says which bank rows are its own candidates, so they are not counted twice."""
 
     def __init__(self, settings: RetrieverTrainConfig, model: str, passage_max_seq_length: int,
-                 negatives: Optional[np.ndarray] = None, negative_texts: Optional[list[str]] = None) -> None:
+                 negatives: Optional[np.ndarray] = None, negative_texts: Optional[list[str]] = None,
+                 branch_passage_tokens: Optional[int] = None) -> None:
         self.settings, self.model, self.passage_max_seq_length = settings, model, passage_max_seq_length
+        self.branch_passage_tokens = branch_passage_tokens  # a hybrid's encoder.branch_passage_tokens
         self.negatives = negatives  # (m, dim) frozen passage vectors; rows then carry ``negative_index``
         self.negative_texts = negative_texts  # passages: branch: the negatives' text, pooled again at every step
         self.bank: Any = None  # the negatives as a tensor, made once per worker
@@ -132,22 +134,23 @@ class RetrieverStage:
     @classmethod
     def from_config(cls, cfg: Config, model: Optional[str] = None) -> "RetrieverStage":
         """Stage 2 of ``cfg``, starting from ``model`` (default: the base encoder)."""
-        return cls(cfg.train.retriever, model or cfg.encoder.model, cfg.encoder.max_seq_length)
+        return cls(cfg.train.retriever, model or cfg.encoder.model, cfg.encoder.max_seq_length,
+                   branch_passage_tokens=cfg.encoder.branch_passage_tokens)
 
     def build(self) -> Any:
-        from components.encoders import local_model, open_model, resolve_model
+        from components.encoders import local_model, open_model, pool_passages, resolve_model
         from components.hybrid_student import BranchPassages, freeze_base
         from components.losses import RETRIEVER_LOSSES
 
         self.objective = RETRIEVER_LOSSES[self.settings.loss].from_settings(self.settings)
         self.scratch = tempfile.TemporaryDirectory()  # a previous round's model under s3:// is fetched here
         model = open_model(resolve_model(local_model(self.model, self.scratch.name)))
+        if self.branch_passage_tokens is not None:
+            # saved with the model, so every index idistill builds with it pools as many as the base index
+            pool_passages(model, self.branch_passage_tokens, self.model)
         freeze_base(model)  # a hybrid student trains its static branch only
         self.module = model
         self.branch = BranchPassages(model, self.passage_max_seq_length) if self.settings.passages == "branch" else None
-        if self.branch is not None and self.settings.branch_passage_tokens is not None:
-            # saved with the model, so each index idistill builds with it pools as many tokens
-            self.branch.branch.passage_tokens = self.settings.branch_passage_tokens
         return model.train()
 
     def _encode(self, model: Any, texts: list[str], max_seq_length: int, device: Any) -> Any:

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--passages", default="frozen", choices=["frozen", "branch"],
                     help="branch: the static branch learns on both sides, as train.retriever.passages does")
     ap.add_argument("--branch-passage-tokens", type=int, default=None,
-                    help="with --passages branch: tokens of a passage the static bag pools, as train.retriever.branch_passage_tokens")
+                    help="with --passages branch: tokens of a passage the static bag pools in training, as encoder.branch_passage_tokens")
     ap.add_argument("--against", help="a JSON file of per-question nDCG@10 (another run's --save): also print this "
                     "run's trained hybrid minus it, paired per question")
     ap.add_argument("--save", help="write the trained hybrid's per-question nDCG@10 at the first weight here (JSON)")
@@ -126,10 +126,9 @@ def main() -> None:
     for row, scores in zip(rows, to_spread([r["ranker_scores"] for r in rows], a.spread)):
         row["ranker_scores"] = scores.astype(np.float32)
     settings = load_config().train.retriever.model_copy(update={
-        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length, "passages": a.passages,
-        "branch_passage_tokens": a.branch_passage_tokens})
+        "loss": a.loss, "lr": a.lr, "tau_retriever": a.tau_retriever, "max_seq_length": a.max_seq_length, "passages": a.passages})
     stage = RetrieverStage(settings, cfg.model, a.max_seq_length, negatives=passages_h if a.loss == "kl_negatives" else None,
-                           negative_texts=texts)
+                           negative_texts=texts, branch_passage_tokens=a.branch_passage_tokens)
     model = stage.build()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     total = a.epochs * math.ceil(len(rows) / a.batch)

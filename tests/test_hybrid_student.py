@@ -134,12 +134,12 @@ def test_an_index_pooled_again_over_the_frozen_base_index_is_what_the_model_enco
 
 
 def test_a_branch_may_pool_more_of_a_passage_than_the_transformer_reads(cache, tmp_path):
-    """train.retriever.branch_passage_tokens: the bag reads N tokens of each passage where the
-    transformer reads max_seq_length; saved with the model, so its index pools as many, and a
-    question is still encoded as before."""
+    """encoder.branch_passage_tokens: the bag reads N tokens of each passage where the transformer
+    reads max_seq_length; the untrained student Stage 2 starts from carries N, and so does what it
+    saves, so its index pools as many, and a question is still encoded as before."""
     long = " ".join(["cholesterol statins heart"] * 6 + ["asthma"])  # "asthma": token 38, past the transformer's 16
     cfg = load_config(None, [f"encoder.model={SPEC}", "encoder.max_seq_length=16", "index.kind=flat",
-                             "train.retriever.passages=branch", "train.retriever.branch_passage_tokens=64"])
+                             "train.retriever.passages=branch", "encoder.branch_passage_tokens=64"])
     corpus = Corpus(ids=["a", "b"], titles=["", ""], texts=[long, TEXTS[1]])
     stage = RetrieverStage.from_config(cfg)
     model = stage.build()
@@ -148,11 +148,14 @@ def test_a_branch_may_pool_more_of_a_passage_than_the_transformer_reads(cache, t
     assert keep.sum() > 16 and asthma in ids[keep].tolist()
     question = encoders.encode(model, ["asthma"], cfg.encoder)
     stage.save(model, str(tmp_path / "saved"))
-    saved = cfg.encoder.model_copy(update={"model": str(tmp_path / "saved")})
+    saved = cfg.encoder.model_copy(update={"model": str(tmp_path / "saved"), "branch_passage_tokens": None})
     assert branch_of(encoders.load_encoder(saved)).passage_tokens == 64
+    # the untrained student is the base encoder: the same weights, bag and fingerprint
+    assert encoders.fingerprint(encoders.load_encoder(saved)) == encoders.fingerprint(encoders.load_encoder(cfg.encoder))
     assert np.allclose(encoders.encode(model, ["asthma"], cfg.encoder), question)  # the cut is put back
+    plain = cfg.encoder.model_copy(update={"branch_passage_tokens": None})
     base = FaissIndex.build(encoders.encode(model, corpus.passages(), cfg.encoder), corpus.ids, cfg.index,
-                            encoders.identity(model, cfg.encoder), corpus.content_hash())
+                            encoders.identity(encoders.load_encoder(plain), plain), corpus.content_hash())
     index = FaissIndex.load(index_corpus(cfg, corpus, saved, str(tmp_path / "index"), frozen_base=base))
     encoders.set_max_seq_length(model, 64)
     read_64 = encoders.encode(model, corpus.passages(), cfg.encoder)
@@ -164,12 +167,36 @@ def test_a_branch_may_pool_more_of_a_passage_than_the_transformer_reads(cache, t
     branch_of(model).passage_tokens = None
     encoders.set_max_seq_length(model, 16)
     model.save(str(tmp_path / "cut"))
-    cut = cfg.encoder.model_copy(update={"model": str(tmp_path / "cut")})
+    cut = plain.model_copy(update={"model": str(tmp_path / "cut")})
     assert encoders.fingerprint(encoders.load_encoder(cut)) != encoders.fingerprint(encoders.load_encoder(saved))
     again = FaissIndex.load(index_corpus(cfg, corpus, cut, str(tmp_path / "index"), frozen_base=base))
     assert np.allclose(again.vectors(corpus.ids), base.vectors(corpus.ids), atol=1e-5)
 
 
-def test_branch_passage_tokens_needs_passages_branch():
-    with pytest.raises(ConfigError, match="branch_passage_tokens needs passages: branch"):
+@pytest.mark.slow
+def test_the_base_index_pools_as_the_untrained_student_does(cache, ray_cluster, tmp_path):
+    """With encoder.branch_passage_tokens, the base index (the corpus pass, then the bag pooled
+    again) is the index of the model Stage 2 starts from, so its alpha 0 is the report's base row."""
+    cfg = load_config(None, [f"encoder.model={SPEC}", "encoder.max_seq_length=16", "index.kind=flat",
+                             "train.retriever.passages=branch", "encoder.branch_passage_tokens=64"])
+    long = " ".join(["cholesterol statins heart"] * 6 + ["asthma"])
+    corpus = Corpus(ids=["a", "b", "c"], titles=["", "", ""], texts=[long, *TEXTS[:2]])
+    base = FaissIndex.load(index_corpus(cfg, corpus, cfg.encoder, str(tmp_path / "base")))
+    stage = RetrieverStage.from_config(cfg)
+    stage.save(stage.build(), str(tmp_path / "untrained"))
+    untrained = cfg.encoder.model_copy(update={"model": str(tmp_path / "untrained")})
+    alpha0 = FaissIndex.load(index_corpus(cfg, corpus, untrained, str(tmp_path / "alpha0"), frozen_base=base))
+    assert alpha0.manifest["encoder"]["fingerprint"] == base.manifest["encoder"]["fingerprint"]
+    assert np.allclose(alpha0.vectors(corpus.ids), base.vectors(corpus.ids), atol=1e-5)
+    plain = cfg.encoder.model_copy(update={"branch_passage_tokens": None})
+    cut = FaissIndex.load(index_corpus(cfg, corpus, plain, str(tmp_path / "cut")))
+    assert not np.allclose(cut.vectors(["a"])[0, 384:], base.vectors(["a"])[0, 384:], atol=1e-3)  # 64 tokens, not 16
+
+
+def test_branch_passage_tokens_is_an_encoder_setting_for_a_hybrid(cache):
+    with pytest.raises(ConfigError, match="train.retriever.branch_passage_tokens: moved to encoder.branch_passage_tokens"):
         load_config(None, ["train.retriever.branch_passage_tokens=256"])
+    with pytest.raises(ConfigError, match="has no static branch"):
+        encoders.load_encoder(EncoderConfig(max_seq_length=64, branch_passage_tokens=256))
+
+

@@ -7,7 +7,7 @@ shape is already there, so a rerun pays for nothing twice.
 from __future__ import annotations
 
 import tempfile
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -42,7 +42,12 @@ def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, 
     The base index and Stage 2's refreshed ones (a trained passage encoder) are both made here.
     With ``frozen_base``, the base index of a hybrid student whose transformer Stage 2 left as it
     was (``passages: branch``), only the static half of each vector is pooled again (seconds, where
-    the transformer over the corpus takes minutes on a CPU); the other half is the base index's."""
+    the transformer over the corpus takes minutes on a CPU); the other half is the base index's.
+    A hybrid whose branch reads ``passage_tokens`` of each passage (``encoder.branch_passage_tokens``)
+    has its static half pooled again that way after the corpus pass too, so the base index and the
+    untrained student's index in Stage 2 are one and the same."""
+    from components.hybrid_student import branch_of
+
     with tempfile.TemporaryDirectory() as scratch:
         model = encoders.load_encoder(encoders.fetched(encoder, scratch))
     identity = encoders.identity(model, encoder)
@@ -51,10 +56,14 @@ def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, 
         console.say(f"{name}: up to date at {uri}, skipping")
         return uri
     if frozen_base is not None:
-        vectors = _pooled_again(model, encoder, corpus, frozen_base)
+        vectors = _pooled_again(model, encoder, corpus, lambda rows: frozen_base.vectors(corpus.ids[rows]))
     else:
         init_ray(cfg.ray)
-        vectors = embed_texts(corpus.passages(), encoder, cfg.ray, identity["dim"])
+        embedded = embed_texts(corpus.passages(), encoder, cfg.ray, identity["dim"])
+        branch = branch_of(model)
+        # encode cuts a hybrid's bag where the transformer cuts; its branch may pool more of each passage
+        pooled_more = branch is not None and branch.passage_tokens is not None
+        vectors = _pooled_again(model, encoder, corpus, lambda rows: embedded[rows]) if pooled_more else embedded
     index = FaissIndex.build(vectors, corpus.ids, cfg.index, identity, corpus_hash)
     index.manifest["versions"] = versions()
     index.save(uri)
@@ -62,9 +71,11 @@ def index_corpus(cfg: Config, corpus: Corpus, encoder: EncoderConfig, uri: str, 
     return uri
 
 
-def _pooled_again(model: Any, encoder: EncoderConfig, corpus: Corpus, frozen_base: FaissIndex, batch: int = 512) -> np.ndarray:
-    """The corpus's vectors under ``model``: ``frozen_base``'s transformer half, the static half
-    pooled with ``model``'s branch (``hybrid_student.BranchPassages``)."""
+def _pooled_again(model: Any, encoder: EncoderConfig, corpus: Corpus, frozen: Callable[[slice], np.ndarray],
+                  batch: int = 512) -> np.ndarray:
+    """The corpus's vectors under ``model``: the transformer half of ``frozen`` (the vectors of a
+    slice of the corpus's rows), the static half pooled with ``model``'s branch
+    (``hybrid_student.BranchPassages``)."""
     import torch
 
     from components.hybrid_student import BranchPassages
@@ -72,8 +83,8 @@ def _pooled_again(model: Any, encoder: EncoderConfig, corpus: Corpus, frozen_bas
     side, texts, out = BranchPassages(model, encoder.max_seq_length), corpus.passages(), []
     with torch.no_grad():
         for start in range(0, len(texts), batch):
-            frozen = torch.as_tensor(frozen_base.vectors(corpus.ids[start : start + batch]))
-            out.append(side.vectors(frozen, *side.tokens(texts[start : start + batch], "cpu")).numpy())
+            rows = slice(start, start + batch)
+            out.append(side.vectors(torch.as_tensor(frozen(rows)), *side.tokens(texts[rows], "cpu")).numpy())
     return np.concatenate(out)
 
 
