@@ -7,6 +7,7 @@ fails at start-up instead of being silently ignored.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Optional
 
@@ -499,8 +500,25 @@ class Config(_Section):
         return self.model_dump(mode="json", context={"redact": True})
 
 
-# keys that moved, so a config written for an older idistill says where its setting went
+# keys that moved: a config a user writes with the old key is told where it went; a config a run
+# recorded (every field, nulls included) is carried over, so older runs still load
 MOVED = {"train.retriever.branch_passage_tokens": "encoder.branch_passage_tokens"}
+
+
+def _carried_over(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``recorded`` with each moved key's value at its new place (where it was set)."""
+    tree = copy.deepcopy(recorded)
+    for old, new in MOVED.items():
+        *parents, leaf = old.split(".")
+        node: Any = tree
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        if value is not None:
+            _apply_override(tree, new.split("."), value, new)
+    return tree
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -541,7 +559,7 @@ def load_config(
 ) -> Config:
     """Build the run's ``Config`` from an optional YAML file (else ``base``, e.g. the config a run
     recorded, else the defaults), then apply ``key=value`` overrides."""
-    tree: dict[str, Any] = dict(base or {})
+    tree: dict[str, Any] = _carried_over(base or {})
     source = "the run's recorded config" if base else "defaults"
     if path is not None:
         p = Path(path)

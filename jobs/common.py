@@ -17,12 +17,17 @@ from typing import Callable, Iterator, Optional, Sequence
 from components import console, storage
 from components.config import Config, load_config
 from components.errors import IdistillError
-from components.run import Run
+from components.run import Run, run_config
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, llm_options: bool = False) -> None:
     parser.add_argument("--config", metavar="FILE", help="YAML config (default: the embedded local defaults)")
-    parser.add_argument("--run-dir", metavar="DIR", help="run directory, local path or s3:// prefix (sets run_dir)")
+    parser.add_argument(
+        "--run-dir", metavar="DIR",
+        help="run directory, local path or s3:// prefix (sets run_dir). A run that recorded its config (RUN/manifest.json, "
+        "written by 'idistill run') starts from that config, so a stage rerun or a resumed run reads what the run was "
+        "started with; --config replaces it, --set applies on top",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -50,11 +55,14 @@ def add_config_arguments(parser: argparse.ArgumentParser, llm_options: bool = Fa
 
 def config_from_args(args: argparse.Namespace) -> Config:
     overrides = list(args.overrides)
-    if args.run_dir:
-        overrides.append(f"run_dir={args.run_dir}")
     if getattr(args, "llm_urls", None):
         overrides.append("labels.endpoints=" + json.dumps([{"base_url": u} for u in args.llm_urls]))
-    return load_config(args.config, overrides)
+    if not args.run_dir:
+        return load_config(args.config, overrides)
+    recorded = storage.join(args.run_dir, "manifest.json")
+    if args.config is None and storage.exists(recorded):
+        console.say(f"config: the run's recorded config ({recorded}){' + --set' if overrides else ''}")
+    return run_config(args.run_dir, args.config, overrides)
 
 
 def job_main(

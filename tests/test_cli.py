@@ -54,3 +54,23 @@ def test_missing_dataset_is_a_clear_error(tmp_path):
     assert out.returncode == 2
     assert "neither corpus.jsonl nor corpus.parquet" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_a_stage_on_a_run_starts_from_the_config_the_run_recorded(tmp_path):
+    """A stage rerun (or a resumed run) reads what the run was started with; --config replaces it."""
+    import json
+
+    from components.config import Config
+
+    run = tmp_path / "run"
+    recorded = Config().model_dump(mode="json")
+    recorded["data"]["path"] = str(tmp_path / "recorded-data")
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"config": recorded, "stages": {}}))
+    out = _run("-m", "jobs.evaluate", "--run-dir", str(run))
+    assert out.returncode == 2 and "recorded-data" in out.stderr and "Traceback" not in out.stderr
+    assert "the run's recorded config" in out.stdout + out.stderr
+    config = tmp_path / "other.yaml"
+    config.write_text(f"data:\n  path: {tmp_path / 'other-data'}\n")
+    out = _run("-m", "jobs.evaluate", "--run-dir", str(run), "--config", str(config))
+    assert out.returncode == 2 and "other-data" in out.stderr and "recorded-data" not in out.stderr

@@ -86,3 +86,14 @@ def test_corpus_questions_are_refused_when_every_training_question_is_generated(
     with pytest.raises(ConfigError, match=r"corpus_questions.*generated already"):
         load_config(None, ["train.retriever.corpus_questions=true", "data.questions=generated"])
     assert load_config(None, ["train.retriever.corpus_questions=true"]).train.retriever.corpus_questions
+
+
+def test_a_moved_key_is_named_in_what_a_user_writes_and_carried_over_in_what_a_run_recorded():
+    with pytest.raises(ConfigError, match="train.retriever.branch_passage_tokens: moved to encoder.branch_passage_tokens"):
+        load_config(None, ["train.retriever.branch_passage_tokens=512"])
+    recorded = Config().model_dump(mode="json")
+    recorded["train"]["retriever"]["branch_passage_tokens"] = None  # every run before the move recorded the field
+    assert load_config(base=recorded) == Config()
+    recorded["train"]["retriever"]["branch_passage_tokens"] = 512
+    assert load_config(base=recorded).encoder.branch_passage_tokens == 512
+    assert "branch_passage_tokens" in recorded["train"]["retriever"]  # the caller's dict is left as it was

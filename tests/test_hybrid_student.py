@@ -193,9 +193,7 @@ def test_the_base_index_pools_as_the_untrained_student_does(cache, ray_cluster, 
     assert not np.allclose(cut.vectors(["a"])[0, 384:], base.vectors(["a"])[0, 384:], atol=1e-3)  # 64 tokens, not 16
 
 
-def test_branch_passage_tokens_is_an_encoder_setting_for_a_hybrid(cache):
-    with pytest.raises(ConfigError, match="train.retriever.branch_passage_tokens: moved to encoder.branch_passage_tokens"):
-        load_config(None, ["train.retriever.branch_passage_tokens=256"])
+def test_branch_passage_tokens_needs_a_hybrid(cache):
     with pytest.raises(ConfigError, match="has no static branch"):
         encoders.load_encoder(EncoderConfig(max_seq_length=64, branch_passage_tokens=256))
 
