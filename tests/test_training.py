@@ -352,6 +352,11 @@ def test_amplified_stage2_with_corpus_negatives_pays_only_for_labelled_questions
     assert "never labelled (Stage 1 never saw them)" in lists_report and "| ranker | " in lists_report
     heavy_rows = [line for line in lists_report.splitlines() if line.startswith("| ranker + 1e+06 × first stage | ")]
     assert len(heavy_rows) == 2 and all(line.endswith("| +0.000 [+0.000, +0.000] |") for line in heavy_rows)
+    # paired with itself, a ranker differs by nothing, on every list it scored
+    itself = subprocess.run([sys.executable, "scripts/ranker_lists.py", str(tmp_path), "--weights", "0", "--against", str(tmp_path)],
+                            cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True).stdout
+    paired = [line for line in itself.splitlines() if line.startswith(f"| ranker − {tmp_path}'s ranker (")]
+    assert len(paired) == 2 and all(line.endswith("| +0.000 [+0.000, +0.000] |") for line in paired)
 
     # Stage 2 grows by questions the teacher writes from the corpus: the LLM labels none of them,
     # and only their lists are scored (a stored list's scores, marked here, are reused as stored)
