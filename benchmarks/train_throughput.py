@@ -2,7 +2,7 @@
 model, data, batch size and sequence length (one worker using every CPU).
 
     pip install -e ".[bench]"
-    python benchmarks/train_throughput.py [--questions 128] [--candidates 10] [--repeats 3]
+    python benchmarks/train_throughput.py [--questions 128] [--candidates 10] [--repeats 3] [--precision bf16]
 
 Stage 1: our ListMLE cross-encoder loop vs. ``CrossEncoderTrainer`` with ``ListMLELoss``
 (respect_input_order). Stage 2, like for like: our KL loop with the passage side trained
@@ -13,7 +13,8 @@ frozen-vector mode to set against it). Throughput is questions/s of training aft
 timed the same way on both sides: from the end of the first step (which pays for lazy
 initialisation) to the end of the last. Ray Train's worker start-up is printed separately. Each
 pair is run ``--repeats`` times, the two sides alternating, and the median ratio is the figure:
-single short runs of the same trainer were seen to differ by 20%.
+single short runs of the same trainer were seen to differ by 20%. ``--precision bf16`` runs both
+sides under bf16 autocast (ours: ``train.precision``; theirs: the trainer's ``bf16``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8, help="questions per step")
     parser.add_argument("--max-seq-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each side of each pair, alternating")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="both sides' forward passes")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes (16 questions x 4 candidates, one repeat): checks that the benchmark runs, measures nothing")
     args = parser.parse_args()
     if args.smoke:
@@ -70,7 +72,8 @@ def main() -> None:
     passages = dict(zip(col.corpus.ids, col.corpus.passages()))
     n = args.candidates
     print(f"{args.questions} questions x {n} candidates, batch {args.batch} questions, max_seq_length "
-          f"{args.max_seq_length}, torch threads {torch.get_num_threads()}, 1 epoch")
+          f"{args.max_seq_length}, torch threads {torch.get_num_threads()}, 1 epoch, {args.precision}")
+    bf16 = args.precision == "bf16"
 
     class StepTimes(TrainerCallback):
         """The end of every optimiser step, the marks our loop records for itself."""
@@ -98,7 +101,7 @@ def main() -> None:
             model=model, train_dataset=data, loss=ListMLELoss(model, respect_input_order=True),
             args=CrossEncoderTrainingArguments(output_dir=out, per_device_train_batch_size=args.batch, num_train_epochs=1,
                                                learning_rate=3e-5, save_strategy="no", report_to=[], logging_steps=1000,
-                                               use_cpu=True, dataloader_num_workers=0),
+                                               use_cpu=True, dataloader_num_workers=0, bf16=bf16),
         )
 
     ray.init(num_cpus=2, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
@@ -109,7 +112,7 @@ def main() -> None:
     walls: list[float] = []
 
     def ours_stage1() -> float:
-        rate, wall = _timed_fit(stage1, rows1, args.batch, "s1")
+        rate, wall = _timed_fit(stage1, rows1, args.batch, "s1", args.precision)
         walls.append(wall)
         return rate
 
@@ -123,7 +126,7 @@ def main() -> None:
               "mask": np.ones(n, bool)} for q, row, s in zip(questions, ids, teacher)]
     settings = dict(lr=5e-6, epochs=1, batch_questions=args.batch, max_seq_length=args.max_seq_length, warmup_ratio=0.0, loss="kl")
     stage2 = RetrieverStage(run_cfg.train.retriever.model_copy(update=settings), MODEL, args.max_seq_length)
-    ours_query_side, _ = _timed_fit(stage2, rows2, args.batch, "s2")
+    ours_query_side, _ = _timed_fit(stage2, rows2, args.batch, "s2", args.precision)
     both = RetrieverStage(run_cfg.train.retriever.model_copy(update=dict(settings, passages="trained")), MODEL, args.max_seq_length)
     cols = {"query": questions, **{f"passage_{j}": [passages[row[j]] for row in ids] for j in range(n)},
             "label": [[float(x) for x in s] for s in teacher]}
@@ -135,10 +138,10 @@ def main() -> None:
             model=st, train_dataset=Dataset.from_dict(cols), loss=DistillKLDivLoss(st),
             args=SentenceTransformerTrainingArguments(output_dir=out, per_device_train_batch_size=args.batch,
                                                       num_train_epochs=1, learning_rate=5e-6, save_strategy="no",
-                                                      report_to=[], logging_steps=1000, use_cpu=True),
+                                                      report_to=[], logging_steps=1000, use_cpu=True, bf16=bf16),
         )
 
-    ours, theirs = _alternate(args.repeats, lambda: _timed_fit(both, text_rows(passages, questions, ids, teacher), args.batch, "s2-both")[0],
+    ours, theirs = _alternate(args.repeats, lambda: _timed_fit(both, text_rows(passages, questions, ids, teacher), args.batch, "s2-both", args.precision)[0],
                               lambda: trainer_rate(distill_kl_trainer))
     ray.shutdown()
     print(f"Stage 2 KL, both sides trained: ours {_runs(ours)} q/s, sentence-transformers DistillKLDivLoss "
@@ -172,12 +175,12 @@ def _rate(times: list[float], batch: int, name: str) -> float:
     return (len(times) - 1) * batch / (times[-1] - times[0])
 
 
-def _timed_fit(stage, rows, batch: int, name: str) -> tuple[float, float]:
+def _timed_fit(stage, rows, batch: int, name: str, precision: str) -> tuple[float, float]:
     """Questions/s of training, from the step end times the loop records, and the fit's wall time
     with start-up."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as storage:
-        checkpoint = fit(stage, rows, 1, False, None, 0, storage, name)
+        checkpoint = fit(stage, rows, 1, False, None, 0, storage, name, precision=precision)
         wall = time.perf_counter() - start
         with checkpoint.as_directory() as d:
             times = [json.loads(line)["time"] for line in Path(d, LOSSES_FILE).read_text().splitlines()]

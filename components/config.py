@@ -428,6 +428,10 @@ class TrainConfig(_Section):
     cpus_per_worker: Optional[int] = Field(
         None, ge=1, description="CPUs (and torch threads) per worker; default: the cluster's CPUs split across workers"
     )
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="forward passes of both stages' training and of the ranker's scoring: bf16 autocast "
+        "(weights and optimizer stay fp32) for GPUs with bf16 and CPUs with AVX-512 BF16 or AMX; how the arithmetic "
+        "is done, not part of what a model is trained from (components/precision.py)")
     max_failures: int = Field(2, ge=0, description="worker failures survived by resuming from the last checkpoint")
     checkpoint_every_steps: Optional[int] = Field(
         50, ge=1, description="a checkpoint every N steps as well as at each epoch's end, so a preempted job or a "

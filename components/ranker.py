@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from components import console, encoders
+from components.precision import Precision, autocast
 from components.row_collect import collect_rows
 
 
@@ -94,16 +95,17 @@ def pair_logits(
 
 
 def score_pairs(
-    model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int, batch_size: int
+    model: Any, tokenizer: Any, questions: Sequence[str], passages: Sequence[str], max_length: int, batch_size: int,
+    precision: Precision = "fp32",
 ) -> np.ndarray:
     import torch
 
-    with torch.inference_mode():
+    with torch.inference_mode(), autocast(precision, next(model.parameters()).device):
         return pair_logits(model, tokenizer, questions, passages, max_length, batch_size).float().cpu().numpy()
 
 
 class _ScoreActor:
-    def __init__(self, uri: str, max_length: int, batch_size: int) -> None:
+    def __init__(self, uri: str, max_length: int, batch_size: int, precision: Precision) -> None:
         import tempfile
 
         from components import storage
@@ -111,18 +113,19 @@ class _ScoreActor:
         # Each actor fetches the model itself: on a cluster it may run on a node other than the driver's.
         self.scratch = tempfile.TemporaryDirectory(prefix="idistill-ranker-")
         self.model, self.tokenizer = load_ranker(storage.local_dir(uri, self.scratch.name))
-        self.max_length, self.batch_size = max_length, batch_size
+        self.max_length, self.batch_size, self.precision = max_length, batch_size, precision
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         scores = score_pairs(
             self.model, self.tokenizer, [str(q) for q in batch["question"]], [str(p) for p in batch["passage"]],
-            self.max_length, self.batch_size,
+            self.max_length, self.batch_size, self.precision,
         )
         return {"row": batch["row"], "score": scores}
 
 
 def score_with_ray(
-    questions: Sequence[str], passages: Sequence[str], uri: str, max_length: int, batch_size: int, actors: int, use_gpu: bool
+    questions: Sequence[str], passages: Sequence[str], uri: str, max_length: int, batch_size: int, actors: int, use_gpu: bool,
+    precision: Precision = "fp32",
 ) -> np.ndarray:
     """Ranker scores for many pairs through a Ray Data actor pool; element i scores pair i. The
     model is read from ``uri`` (a ranker directory, local or s3://) by each actor."""
@@ -132,7 +135,7 @@ def score_with_ray(
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 4)))
     scored = ds.map_batches(
         _ScoreActor,
-        fn_constructor_kwargs={"uri": uri, "max_length": max_length, "batch_size": batch_size},
+        fn_constructor_kwargs={"uri": uri, "max_length": max_length, "batch_size": batch_size, "precision": precision},
         batch_size=batch_size * 4,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
@@ -150,10 +153,11 @@ class RerankRetriever:
     def __init__(
         self, name: str, first: Any, passage_of: Callable[[str], str], model: Any, tokenizer: Any,
         depth: int, max_length: int, batch_size: int, prior_temperature: Optional[float] = None,
+        precision: Precision = "fp32",
     ) -> None:
         self.name, self.first, self.passage_of, self.model, self.tokenizer = name, first, passage_of, model, tokenizer
         self.depth, self.max_length, self.batch_size = depth, max_length, batch_size
-        self.prior_temperature = prior_temperature
+        self.prior_temperature, self.precision = prior_temperature, precision
 
     def search(self, questions: Sequence[str], k: int) -> Any:
         return self.rerank(questions, self.first.search(questions, max(k, self.depth)), k)
@@ -164,7 +168,7 @@ class RerankRetriever:
 
         qs = [q for q, ids in zip(questions, hits.ids) for _ in ids[: self.depth]]
         passages = [self.passage_of(d) for ids in hits.ids for d in ids[: self.depth]]
-        scores = score_pairs(self.model, self.tokenizer, qs, passages, self.max_length, self.batch_size)
+        scores = score_pairs(self.model, self.tokenizer, qs, passages, self.max_length, self.batch_size, self.precision)
         prior = [s for row in hits.scores for s in row[: self.depth]]
         scores = with_prior(scores, prior, self.prior_temperature)
         out_ids, out_scores, at = [], [], 0

@@ -66,4 +66,5 @@ def load_rerank(cfg: Config, first: DenseRetriever, passage_of: Callable[[str], 
     return RerankRetriever(
         f"ranker-rerank@{depth}", first, passage_of, model, tokenizer, depth,
         int(trained.get("max_seq_length", rc.max_seq_length)), rc.score_batch_size, trained.get("prior_temperature"),
+        cfg.train.precision,
     )

@@ -26,6 +26,7 @@ import numpy as np
 
 from components import console, storage, tracking
 from components.config import Config, RankerTrainConfig, RetrieverTrainConfig
+from components.precision import Precision, autocast
 from components.embedding import cluster_has_gpu
 from components.encoders import set_max_seq_length
 from components.errors import DataError
@@ -69,6 +70,7 @@ class LoopSettings:
     checkpoint_every: Optional[int] = None  # steps between mid-epoch checkpoints (None: epoch ends only)
     log_every: int = 10
     progress: Any = None  # a ``console.RemoteBar`` handle that rank 0 advances every step
+    precision: Precision = "fp32"  # the forward passes' arithmetic (``components.precision``)
 
 
 class RankerStage:
@@ -99,7 +101,7 @@ class RankerStage:
         mask = torch.tensor([[j < len(p) for j in range(width)] for p in lists])
         questions = [str(q) for q, p in zip(batch["question"], lists) for _ in p]
         logits = pair_logits(model, self.tokenizer, questions, [str(x) for p in lists for x in p], self.settings.max_seq_length,
-                             self.settings.pairs_per_forward)
+                             self.settings.pairs_per_forward).float()  # the loss in fp32 under bf16 autocast too
         if self.settings.prior_temperature is not None:  # residual: the first-stage cosine carries the start
             prior = torch.tensor([float(x) for row in batch["prior"] for x in row], dtype=logits.dtype, device=logits.device)
             logits = logits + prior / self.settings.prior_temperature
@@ -158,7 +160,7 @@ class RetrieverStage:
 
         set_max_seq_length(self.module, max_seq_length)  # read by tokenize
         features = {k: v.to(device) for k, v in self.module.tokenize(texts).items() if hasattr(v, "to")}
-        return F.normalize(model(features)["sentence_embedding"], dim=-1)
+        return F.normalize(model(features)["sentence_embedding"].float(), dim=-1)  # fp32 under bf16 autocast too
 
     def loss(self, model: Any, batch: dict[str, np.ndarray]) -> Any:
         import torch
@@ -176,6 +178,14 @@ class RetrieverStage:
             if self.branch is not None:
                 texts = [str(p) for row in batch["passages"] for p in row]
                 passages = self.branch.vectors(passages, *self.branch.tokens(texts, device))
+        with torch.autocast(device.type, enabled=False):  # cosines / tau_retriever in fp32 under bf16 autocast too
+            return self._scored(queries, passages, batch)
+
+    def _scored(self, queries: Any, passages: Any, batch: dict[str, np.ndarray]) -> Any:
+        """The stage's loss from the encoded questions and their candidates (and the negative bank)."""
+        import torch
+
+        device = queries.device
         scores = torch.einsum("bd,bnd->bn", queries, passages)
         ranker = torch.as_tensor(np.stack(batch["ranker_scores"]), device=device, dtype=queries.dtype)
         mask = torch.as_tensor(np.stack(batch["mask"]), device=device)
@@ -252,10 +262,11 @@ def _restore(state: _Training) -> None:
     state.start_epoch, state.start_batch = saved["epoch"], saved["batches_done"]
 
 
-def _step(stage: Stage, state: _Training, batch: dict[str, np.ndarray]) -> float:
+def _step(stage: Stage, state: _Training, batch: dict[str, np.ndarray], precision: Precision = "fp32") -> float:
     import torch
 
-    loss = stage.loss(state.model, batch)
+    with autocast(precision, next(state.model.parameters()).device):
+        loss = stage.loss(state.model, batch)
     state.optimizer.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(state.model.parameters(), 1.0)
@@ -327,7 +338,7 @@ def epoch_loop(config: dict[str, Any]) -> None:
         if first:
             print(f"{loop.name}: resuming epoch {epoch + 1}/{epochs} at batch {first + 1}/{len(batches)}", flush=True)
         for done, batch in enumerate(batches[first:], start=first + 1):
-            loss = _step(stage, state, batch)
+            loss = _step(stage, state, batch, loop.precision)
             step += 1
             state.losses.append({"epoch": epoch, "step": step, "loss": loss, "pid": os.getpid(), "time": time.time()})
             if rank == 0:
@@ -352,6 +363,7 @@ def fit(
     name: str,
     seed: int = 0,
     checkpoint_every: Optional[int] = None,
+    precision: Precision = "fp32",
 ) -> Any:
     """Train ``stage`` on ``num_workers`` Ray Train workers over ``rows``; return the final checkpoint.
 
@@ -373,7 +385,8 @@ def fit(
         cpus_per_worker = max(1, int(ray.cluster_resources().get("CPU", 1)) // num_workers)
     steps_per_epoch = math.ceil(per_worker / stage.settings.batch_questions)
     progress = console.RemoteBar(steps_per_epoch * stage.settings.epochs, f"{name.rsplit('-', 1)[0]} training", "step")
-    loop = LoopSettings(name, seed, cpus_per_worker, steps_per_epoch, per_worker, checkpoint_every, progress=progress.handle)
+    loop = LoopSettings(name, seed, cpus_per_worker, steps_per_epoch, per_worker, checkpoint_every, progress=progress.handle,
+                        precision=precision)
     trainer = TorchTrainer(
         epoch_loop,
         train_loop_config={"stage": stage, "loop": loop},
@@ -432,7 +445,7 @@ def train_stage(
     training = f"{stage_name}-{storage.content_hash(inputs)[:12]}"
     checkpoint = fit(
         stage, rows, t.num_workers, use_gpu(cfg), t.cpus_per_worker, t.max_failures,
-        checkpoint_root(cfg, stage_name), training, cfg.seed, t.checkpoint_every_steps,
+        checkpoint_root(cfg, stage_name), training, cfg.seed, t.checkpoint_every_steps, t.precision,
     )
     out_dir = out_dir or storage.join(cfg.run_dir, stage_name)
     with tempfile.TemporaryDirectory() as scratch:

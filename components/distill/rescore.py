@@ -75,7 +75,7 @@ def ranker_scores(
         rc = cfg.train.ranker
         flat = score_with_ray(
             [questions[i] for i in todo for _ in candidates[i]], [passages[d] for i in todo for d in candidates[i]],
-            ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg),
+            ranker_model, rc.max_seq_length, rc.score_batch_size, cfg.ray.embed_actors, use_gpu(cfg), cfg.train.precision,
         )
         at = 0
         for i in todo:
