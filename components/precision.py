@@ -4,9 +4,9 @@ bf16 autocast runs the matrix products of a transformer in bfloat16 while the we
 gradients and the optimizer's state stay fp32, so no loss scaling is needed (bf16 has fp32's
 exponent range) and a checkpoint is the same either way. It is how the arithmetic is done, like
 the device, not what a model learns from: a model's recorded inputs do not include it, and scores
-cached by one precision are reused under the other. On the 2-core CPU here (AVX-512 BF16) a Stage 1
-step is 1.5x faster (``benchmarks/train_throughput.py --precision bf16``); GPUs with bf16 (A100,
-H100) gain more. Losses are computed on fp32 copies of the scores (``ranker.pair_logits``,
+cached by one precision are reused under the other. What it buys is measured by
+``benchmarks/train_throughput.py --precision bf16`` against its fp32 run (README, "Performance and
+scale"). Losses are computed on fp32 copies of the scores (``ranker.pair_logits``,
 ``training.RetrieverStage``): a log-sum-exp over a list in bf16 keeps three significant digits.
 """
 
