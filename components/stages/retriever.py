@@ -56,9 +56,8 @@ def train_retriever(run: Run) -> str:
     if tc.labelled_targets == "teacher":
         scores, replaced = teacher_where_labelled(cands["question_id"], cands["candidate_ids"], scores, labels,
                                                   tc.ranker_spread, keep_ranker=dev.questions)
-        trained = sum(not dev.excludes(q) for q in cands["question_id"])
-        console.say(f"retriever: {replaced} of the {trained} training lists learn the LLM's own permutation, "
-                    "the rest the ranker's scores")
+        console.say(f"retriever: {replaced} training lists learn the LLM's own permutation, the rest the ranker's "
+                    "scores (the dev questions' lists are left out of training; the report counts what trained)")
     return train_query_encoder(cfg, collection, "retriever", Lists(
         cands["question_id"], cands["question"], cands["candidate_ids"], scores,
         {"scores": storage.content_hash([s.tolist() for s in scores]), "ranker_stage": storage.stage_digest(ranker_uri(run.cfg))},
