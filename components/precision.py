@@ -3,8 +3,9 @@
 bf16 autocast runs the matrix products of a transformer in bfloat16 while the weights, their
 gradients and the optimizer's state stay fp32, so no loss scaling is needed (bf16 has fp32's
 exponent range) and a checkpoint is the same either way. It is how the arithmetic is done, like
-the device, not what a model learns from: a model's recorded inputs do not include it, and scores
-cached by one precision are reused under the other. What it buys is measured by
+the device, not what a model learns from: a model's recorded inputs do not include it (switching it
+makes no model out of date), but the ranker's cached scores are kept per precision, since Stage 2
+learns from them (``distill.rescore``). What it buys is measured by
 ``benchmarks/train_throughput.py --precision bf16`` against its fp32 run (README, "Performance and
 scale"). Losses are computed on fp32 copies of the scores (``ranker.pair_logits``,
 ``training.RetrieverStage``): a log-sum-exp over a list in bf16 keeps three significant digits.

@@ -76,3 +76,28 @@ def test_stage2_scores_its_lists_in_fp32_under_either_precision(precision):
         assert difference < 1e-6
     else:  # the encoder did run in bf16, and the loss stays near fp32's
         assert 0 < difference < 0.05 * float(reference)
+
+
+def test_ranker_scores_cached_at_one_precision_are_not_reused_at_the_other(tmp_path):
+    """Stage 2 learns from the cached scores, so a bf16 cache must not feed an fp32 rerun (nor the
+    reverse); a cache that names no precision was written at fp32 and stays valid for it."""
+    import pyarrow as pa
+
+    from components import storage
+    from components.distill.rescore import list_key, stored_scores
+
+    storage.write_json(str(tmp_path / "ranker" / "manifest.json"), {"inputs": {"train": {}}})
+    ranker = storage.content_hash({"train": {}})
+    question, candidates, cache = QUESTIONS[0], ["d1", "d2"], str(tmp_path / "scores.parquet")
+
+    def cached(metadata: dict[str, str], precision: str) -> list:
+        table = pa.table({"key": [list_key(question, candidates, None)], "scores": [[1.0, 0.5]]})
+        storage.write_parquet(cache, table.replace_schema_metadata({"ranker": ranker, **metadata}))
+        cfg = load_config(None, [f"run_dir={tmp_path}", f"train.precision={precision}"])
+        return stored_scores(cfg, [question], [candidates], [[0.0, 0.0]], cache)
+
+    assert cached({"precision": "bf16"}, "fp32") == [None]
+    assert cached({"precision": "fp32"}, "bf16") == [None]
+    assert cached({"precision": "bf16"}, "bf16")[0].tolist() == [1.0, 0.5]
+    assert cached({}, "fp32")[0].tolist() == [1.0, 0.5]
+    assert cached({}, "bf16") == [None]
